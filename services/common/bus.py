@@ -1,0 +1,347 @@
+"""Redis Streams transport: publishing, consumer groups, dead letters, trimming.
+
+Delivery is at least once. A consumer acknowledges an entry only after its
+handler returned, so handlers must be idempotent. Entries left pending by a
+crashed process are claimed with XAUTOCLAIM once they have been idle for
+``claim_idle``; an entry that failed ``max_deliveries`` times is copied to
+the group's dead-letter stream with its error and then acknowledged.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import socket
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+from pydantic import ValidationError
+from redis.asyncio import Redis
+from redis.exceptions import RedisError, ResponseError
+
+from .events import ENVELOPE_FIELD, ConsumerGroup, Envelope, dead_letter_stream_name
+from .logs import request_id_var
+
+logger = logging.getLogger("mflix.bus")
+
+EventHandler = Callable[[Envelope], Awaitable[None]]
+
+# Bounds how far a stream may grow when no group has read it yet, so an
+# unconsumed stream cannot exhaust Redis memory. Consumed entries are
+# trimmed much earlier, see trim_acknowledged.
+MAX_STREAM_LENGTH = 1_000_000
+
+
+def consumer_name(service: str) -> str:
+    """Name this process uniquely within its group: service, host and pid."""
+    return f"{service}-{socket.gethostname()}-{os.getpid()}"
+
+
+async def publish(redis: Redis, stream: str, envelope: Envelope) -> str:
+    """Append one envelope to a stream and return the entry id."""
+    entry_id = await redis.xadd(
+        stream,
+        {ENVELOPE_FIELD: envelope.to_json()},
+        maxlen=MAX_STREAM_LENGTH,
+        approximate=True,
+    )
+    return entry_id.decode() if isinstance(entry_id, bytes) else str(entry_id)
+
+
+async def ensure_group(redis: Redis, stream: str, group: str) -> None:
+    """Create the group at the start of the stream; an existing group is kept."""
+    try:
+        await redis.xgroup_create(stream, group, id="0", mkstream=True)
+        logger.info("created consumer group %s on %s", group, stream)
+    except ResponseError as error:
+        if "BUSYGROUP" not in str(error):
+            raise
+
+
+async def trim_acknowledged(redis: Redis, stream: str) -> int:
+    """Trim entries that every group of the stream has read and acknowledged.
+
+    Returns the number of entries removed. A stream without groups is left
+    alone, because its consumers have not started yet.
+    """
+    try:
+        groups = await redis.xinfo_groups(stream)
+    except ResponseError:
+        return 0
+    if not groups:
+        return 0
+    safe_ids = []
+    for group in groups:
+        last_delivered = _decode(group["last-delivered-id"])
+        pending = await redis.xpending(stream, group["name"])
+        oldest_pending = _decode(pending["min"]) if pending["pending"] else None
+        safe_ids.append(oldest_pending or _next_id(last_delivered))
+    min_id = min(safe_ids, key=_id_key)
+    removed = await redis.xtrim(stream, minid=min_id, approximate=False)
+    return int(removed)
+
+
+def _decode(value: bytes | str | None) -> str:
+    if value is None:
+        return "0-0"
+    return value.decode() if isinstance(value, bytes) else value
+
+
+def _id_key(entry_id: str) -> tuple[int, int]:
+    milliseconds, _, sequence = entry_id.partition("-")
+    return int(milliseconds), int(sequence or 0)
+
+
+def _next_id(entry_id: str) -> str:
+    milliseconds, sequence = _id_key(entry_id)
+    return f"{milliseconds}-{sequence + 1}"
+
+
+@dataclass(frozen=True, kw_only=True)
+class ConsumerOptions:
+    """Timing of a group consumer. Times are in seconds."""
+
+    block: float = 1.0
+    claim_idle: float = 30.0
+    max_deliveries: int = 5
+    batch_size: int = 50
+    max_backoff: float = 5.0
+
+
+class GroupConsumer:
+    """Consume one stream as one member of a consumer group until stopped."""
+
+    def __init__(
+        self,
+        redis: Redis,
+        *,
+        stream: str,
+        group: ConsumerGroup,
+        consumer: str,
+        handler: EventHandler,
+        dead_letter_prefix: str,
+        options: ConsumerOptions | None = None,
+    ) -> None:
+        self._redis = redis
+        self._stream = stream
+        self._group = group
+        self._consumer = consumer
+        self._handler = handler
+        self._dead_letters = dead_letter_stream_name(dead_letter_prefix, group)
+        self._options = options or ConsumerOptions()
+        self._group_ready = False
+
+    async def run(self) -> None:
+        """Read, handle and acknowledge entries; survive Redis outages."""
+        failures = 0
+        while True:
+            try:
+                await self._ensure_group()
+                handled = await self._claim_stale()
+                handled += await self._read_new()
+                failures = 0
+                if not handled:
+                    await asyncio.sleep(0)
+            except asyncio.CancelledError:
+                raise
+            except ResponseError as error:
+                if "NOGROUP" in str(error):
+                    # Redis lost the group (restart without persistence or
+                    # FLUSHALL): recreate it on the next pass.
+                    logger.warning(
+                        "group %s missing on %s, recreating", self._group, self._stream
+                    )
+                    self._group_ready = False
+                    continue
+                failures += 1
+                await self._back_off(failures, error)
+            except (RedisError, OSError) as error:
+                failures += 1
+                self._group_ready = False
+                await self._back_off(failures, error)
+
+    async def _back_off(self, failures: int, error: Exception) -> None:
+        delay = min(self._options.max_backoff, 0.1 * 2**failures)
+        logger.warning(
+            "consumer %s on %s failed, retrying in %.1fs: %r",
+            self._group,
+            self._stream,
+            delay,
+            error,
+        )
+        await asyncio.sleep(delay)
+
+    async def _ensure_group(self) -> None:
+        if not self._group_ready:
+            await ensure_group(self._redis, self._stream, self._group)
+            self._group_ready = True
+
+    async def _claim_stale(self) -> int:
+        idle_ms = int(self._options.claim_idle * 1000)
+        result = await self._redis.xautoclaim(
+            self._stream,
+            self._group,
+            self._consumer,
+            min_idle_time=idle_ms,
+            start_id="0-0",
+            count=self._options.batch_size,
+        )
+        entries = result[1]
+        for entry_id, fields in entries:
+            if fields is None:
+                continue
+            await self._process(_decode(entry_id), fields)
+        return len(entries)
+
+    async def _read_new(self) -> int:
+        response = await self._redis.xreadgroup(
+            self._group,
+            self._consumer,
+            {self._stream: ">"},
+            count=self._options.batch_size,
+            block=int(self._options.block * 1000),
+        )
+        handled = 0
+        for _stream, entries in response or []:
+            for entry_id, fields in entries:
+                await self._process(_decode(entry_id), fields)
+                handled += 1
+        return handled
+
+    async def _process(self, entry_id: str, fields: dict[bytes, bytes]) -> None:
+        raw = fields.get(ENVELOPE_FIELD.encode())
+        try:
+            if raw is None:
+                raise ValueError(f"entry has no {ENVELOPE_FIELD} field")
+            envelope = Envelope.from_json(raw)
+        except (ValueError, ValidationError) as error:
+            # A malformed entry will never succeed: dead-letter it at once.
+            await self._dead_letter(entry_id, fields, f"malformed envelope: {error}")
+            return
+
+        token = request_id_var.set(f"event-{envelope.id[:12]}")
+        try:
+            await self._handler(envelope)
+        except asyncio.CancelledError:
+            raise
+        except Exception as error:
+            await self._record_failure(entry_id, fields, envelope, error)
+            return
+        finally:
+            request_id_var.reset(token)
+        await self._redis.xack(self._stream, self._group, entry_id)
+
+    async def _record_failure(
+        self,
+        entry_id: str,
+        fields: dict[bytes, bytes],
+        envelope: Envelope,
+        error: Exception,
+    ) -> None:
+        deliveries = await self._delivery_count(entry_id)
+        if deliveries >= self._options.max_deliveries:
+            await self._dead_letter(entry_id, fields, repr(error))
+            return
+        # Left pending: XAUTOCLAIM hands it out again after claim_idle.
+        logger.warning(
+            "event %s (%s) failed on delivery %d of %d: %r",
+            envelope.id,
+            envelope.type,
+            deliveries,
+            self._options.max_deliveries,
+            error,
+        )
+
+    async def _delivery_count(self, entry_id: str) -> int:
+        pending = await self._redis.xpending_range(
+            self._stream, self._group, min=entry_id, max=entry_id, count=1
+        )
+        return int(pending[0]["times_delivered"]) if pending else 1
+
+    async def _dead_letter(
+        self, entry_id: str, fields: dict[bytes, bytes], error: str
+    ) -> None:
+        record = {
+            b"stream": self._stream.encode(),
+            b"entry_id": entry_id.encode(),
+            b"error": error[:2000].encode(),
+            **{b"original:" + key: value for key, value in fields.items()},
+        }
+        await self._redis.xadd(
+            self._dead_letters, record, maxlen=MAX_STREAM_LENGTH, approximate=True
+        )
+        await self._redis.xack(self._stream, self._group, entry_id)
+        logger.error(
+            "entry %s of %s moved to %s: %s",
+            entry_id,
+            self._stream,
+            self._dead_letters,
+            error[:200],
+        )
+
+
+class StreamFollower:
+    """Read every new entry of a stream in this process (broadcast, no group).
+
+    Used where each process must see every event, such as cache
+    invalidation in each gateway process.
+    """
+
+    def __init__(
+        self, redis: Redis, *, stream: str, handler: EventHandler, block: float = 1.0
+    ) -> None:
+        self._redis = redis
+        self._stream = stream
+        self._handler = handler
+        self._block_ms = int(block * 1000)
+        self._last_id = "$"
+
+    async def run(self) -> None:
+        failures = 0
+        while True:
+            try:
+                response = await self._redis.xread(
+                    {self._stream: self._last_id}, block=self._block_ms, count=200
+                )
+                failures = 0
+            except asyncio.CancelledError:
+                raise
+            except (RedisError, OSError) as error:
+                failures += 1
+                delay = min(5.0, 0.1 * 2**failures)
+                logger.warning(
+                    "following %s failed, retrying in %.1fs: %r",
+                    self._stream,
+                    delay,
+                    error,
+                )
+                await asyncio.sleep(delay)
+                continue
+            for _stream, entries in response or []:
+                for entry_id, fields in entries:
+                    self._last_id = _decode(entry_id)
+                    await self._dispatch(fields)
+
+    async def _dispatch(self, fields: dict[bytes, bytes]) -> None:
+        try:
+            envelope = Envelope.from_json(fields[ENVELOPE_FIELD.encode()])
+            await self._handler(envelope)
+        except asyncio.CancelledError:
+            raise
+        except Exception as error:
+            logger.warning("event on %s ignored: %r", self._stream, error)
+
+
+def create_redis(url: str) -> Redis:
+    """Create a client whose calls fail within seconds when Redis is down."""
+    return Redis.from_url(url, socket_timeout=5, socket_connect_timeout=3)
+
+
+def redis_check(redis: Redis) -> Callable[[], Awaitable[None]]:
+    """Return a readiness check that pings Redis."""
+
+    async def redis_ping() -> None:
+        await redis.ping()
+
+    return redis_ping

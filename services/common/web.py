@@ -1,0 +1,157 @@
+"""aiohttp building blocks every service uses: middlewares and operations routes."""
+
+from __future__ import annotations
+
+import hmac
+import logging
+import time
+from collections.abc import Awaitable, Callable
+
+from aiohttp import web
+from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_latest
+from pymongo.errors import ConnectionFailure
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
+from .errors import ApiError, PayloadTooLarge, ServiceUnavailable, Unauthorized
+from .logs import REQUEST_ID_HEADER, accept_request_id, request_id_var
+
+logger = logging.getLogger("mflix.http")
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+ReadinessCheck = Callable[[], Awaitable[None]]
+
+REQUESTS = Counter(
+    "mflix_http_requests_total",
+    "HTTP requests handled, by route and status.",
+    ["route", "method", "status"],
+)
+LATENCY = Histogram(
+    "mflix_http_request_duration_seconds",
+    "Time to handle an HTTP request, by route.",
+    ["route"],
+)
+
+# Failures of MongoDB or Redis that a retry later may not meet: answered 503.
+DEPENDENCY_ERRORS = (ConnectionFailure, RedisConnectionError, RedisTimeoutError)
+
+READINESS_CHECKS = web.AppKey("readiness_checks", list[ReadinessCheck])
+OPERATIONS_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})
+
+
+def _route_name(request: web.Request) -> str:
+    resource = request.match_info.route.resource
+    return resource.canonical if resource is not None else "unmatched"
+
+
+@web.middleware
+async def request_context_middleware(
+    request: web.Request, handler: Handler
+) -> web.StreamResponse:
+    """Bind a request id, log one line per request and count it."""
+    request_id = accept_request_id(request.headers.get(REQUEST_ID_HEADER))
+    token = request_id_var.set(request_id)
+    started = time.perf_counter()
+    status = 500
+    try:
+        response = await handler(request)
+        status = response.status
+        response.headers[REQUEST_ID_HEADER] = request_id
+        return response
+    except web.HTTPException as error:
+        status = error.status
+        error.headers[REQUEST_ID_HEADER] = request_id
+        raise
+    finally:
+        elapsed = time.perf_counter() - started
+        route = _route_name(request)
+        REQUESTS.labels(route, request.method, str(status)).inc()
+        LATENCY.labels(route).observe(elapsed)
+        if request.path not in OPERATIONS_PATHS:
+            logger.info(
+                "request handled",
+                extra={
+                    "method": request.method,
+                    "route": route,
+                    "status": status,
+                    "duration_ms": round(elapsed * 1000, 2),
+                },
+            )
+        request_id_var.reset(token)
+
+
+def error_response(error: ApiError) -> web.Response:
+    response = web.json_response(error.to_json(), status=error.status)
+    response.headers.update(error.headers)
+    return response
+
+
+@web.middleware
+async def json_error_middleware(
+    request: web.Request, handler: Handler
+) -> web.StreamResponse:
+    """Render ApiError and unexpected exceptions as the JSON error body."""
+    try:
+        return await handler(request)
+    except ApiError as error:
+        if error.status >= 500:
+            logger.warning("request failed: %s", error.detail or error.code)
+        return error_response(error)
+    except web.HTTPRequestEntityTooLarge:
+        return error_response(PayloadTooLarge())
+    except web.HTTPException:
+        raise
+    except DEPENDENCY_ERRORS as error:
+        logger.warning("dependency unavailable: %r", error)
+        return error_response(ServiceUnavailable())
+    except Exception:
+        logger.exception("unhandled error")
+        return error_response(ApiError())
+
+
+def service_auth_middleware(token: str) -> Callable[..., Awaitable[web.StreamResponse]]:
+    """Reject internal API calls that lack the shared service credential."""
+    expected = f"Bearer {token}".encode()
+
+    @web.middleware
+    async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+        if request.path in OPERATIONS_PATHS:
+            return await handler(request)
+        supplied = request.headers.get("Authorization", "").encode()
+        # Constant-time comparison so response timing reveals no prefix.
+        if not hmac.compare_digest(supplied, expected):
+            logger.warning("internal call without a valid service credential")
+            raise Unauthorized("A valid service credential is required.")
+        return await handler(request)
+
+    return middleware
+
+
+async def healthz(request: web.Request) -> web.Response:
+    return web.json_response({"status": "ok"})
+
+
+async def readyz(request: web.Request) -> web.Response:
+    """Answer 200 when every dependency answers, else 503 naming the failed one."""
+    for check in request.app[READINESS_CHECKS]:
+        try:
+            await check()
+        except Exception as error:
+            name = getattr(check, "__name__", "dependency")
+            logger.warning("readiness check %s failed: %r", name, error)
+            raise ServiceUnavailable(detail=f"{name} failed") from error
+    return web.json_response({"status": "ready"})
+
+
+async def metrics(request: web.Request) -> web.Response:
+    response = web.Response(body=generate_latest())
+    response.content_type = CONTENT_TYPE_LATEST.split(";")[0]
+    return response
+
+
+def add_operations_routes(app: web.Application) -> None:
+    """Add /healthz, /readyz and /metrics; readiness checks go in READINESS_CHECKS."""
+    app.setdefault(READINESS_CHECKS, [])
+    app.router.add_get("/healthz", healthz)
+    app.router.add_get("/readyz", readyz)
+    app.router.add_get("/metrics", metrics)

@@ -1,0 +1,184 @@
+"""Assembly of the gateway: clients, session storage, middlewares and routes."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import aiohttp
+import aiohttp_jinja2
+import jinja2
+from aiohttp import web
+from aiohttp_session import session_middleware
+
+from services.common.bus import StreamFollower, create_redis, redis_check
+from services.common.client import InternalClient
+from services.common.errors import (
+    ApiError,
+    NotFound,
+    PayloadTooLarge,
+    ServiceUnavailable,
+)
+from services.common.events import Producer, stream_name
+from services.common.tasks import background
+from services.common.web import (
+    DEPENDENCY_ERRORS,
+    READINESS_CHECKS,
+    Handler,
+    add_operations_routes,
+    error_response,
+    request_context_middleware,
+)
+
+from . import api, pages
+from .cache import SessionCache
+from .clients import IDENTITY, SESSIONS, IdentityClient, SessionClient
+from .csrf import CSRF_COOKIE, CSRF_SECRET, PUBLIC_ORIGIN, SECURE_COOKIES, csrf_token
+from .headers import security_headers_middleware
+from .invalidation import session_event_handler
+from .network import TRUSTED_PROXIES
+from .settings import GatewaySettings
+from .storage import SessionServiceStorage
+
+logger = logging.getLogger("mflix.gateway")
+
+PACKAGE_DIR = Path(__file__).parent
+# Forms and JSON bodies of this API are small; 16 KiB leaves ample room.
+MAX_BODY_BYTES = 16 * 1024
+_ERROR_TITLES = {
+    401: "Please log in",
+    403: "Request blocked",
+    404: "Page not found",
+    413: "Request too large",
+    415: "Unsupported request",
+    429: "Too many attempts",
+    503: "Temporarily unavailable",
+}
+
+
+def _is_api(request: web.Request) -> bool:
+    return request.path.startswith("/api/")
+
+
+def _error_page(request: web.Request, error: ApiError) -> web.Response:
+    context = {
+        "title": _ERROR_TITLES.get(error.status, "Something went wrong"),
+        "message": error.message,
+        "back_url": "/login" if error.status in {401, 403} else "/",
+        "back_label": "Back to login"
+        if error.status in {401, 403}
+        else "Back to MFLIX",
+        "csrf_token": csrf_token(request),
+        "user": None,
+    }
+    response = aiohttp_jinja2.render_template(
+        "error.html", request, context, status=error.status
+    )
+    response.headers.update(error.headers)
+    return response
+
+
+@web.middleware
+async def error_middleware(
+    request: web.Request, handler: Handler
+) -> web.StreamResponse:
+    """Render errors as JSON under /api/ and as HTML pages elsewhere."""
+    try:
+        return await handler(request)
+    except web.HTTPException as error:
+        if error.status == 413:
+            return _render_error(request, PayloadTooLarge())
+        if error.status == 404 and _is_api(request):
+            return _render_error(request, NotFound())
+        raise
+    except ApiError as error:
+        if error.status >= 500:
+            logger.warning("request failed: %s", error.detail or error.code)
+        return _render_error(request, error)
+    except DEPENDENCY_ERRORS as error:
+        logger.warning("dependency unavailable: %r", error)
+        return _render_error(request, ServiceUnavailable())
+    except Exception:
+        logger.exception("unhandled error")
+        return _render_error(request, ApiError())
+
+
+def _render_error(request: web.Request, error: ApiError) -> web.Response:
+    if _is_api(request):
+        return error_response(error)
+    return _error_page(request, error)
+
+
+def create_app(settings: GatewaySettings) -> web.Application:
+    cache = SessionCache(ttl=settings.cache_ttl, max_entries=settings.cache_size)
+    # RFC 6265bis: a __Host- cookie is Secure, host-only and Path=/, so no
+    # sibling subdomain can overwrite it.
+    prefix = "__Host-" if settings.https else ""
+    storage = SessionServiceStorage(
+        cache, cookie_name=f"{prefix}mflix_sid", secure=settings.https
+    )
+    app = web.Application(
+        middlewares=[
+            request_context_middleware,
+            security_headers_middleware(https=settings.https),
+            error_middleware,
+            session_middleware(storage),
+        ],
+        client_max_size=MAX_BODY_BYTES,
+    )
+    app[CSRF_SECRET] = settings.secret_key.get_secret_value().encode()
+    app[CSRF_COOKIE] = f"{prefix}mflix_csrf"
+    app[PUBLIC_ORIGIN] = settings.public_url
+    app[SECURE_COOKIES] = settings.https
+    app[TRUSTED_PROXIES] = list(settings.trusted_proxies)
+    aiohttp_jinja2.setup(
+        app,
+        loader=jinja2.FileSystemLoader(PACKAGE_DIR / "templates"),
+        autoescape=jinja2.select_autoescape(default=True),
+    )
+    add_operations_routes(app)
+    app.router.add_static("/static", PACKAGE_DIR / "static", append_version=False)
+    pages.add_routes(app)
+    api.add_routes(app)
+    app.cleanup_ctx.append(_dependencies(settings, cache))
+    return app
+
+
+def _dependencies(settings: GatewaySettings, cache: SessionCache):  # type: ignore[no-untyped-def]
+    async def context(app: web.Application) -> AsyncIterator[None]:
+        token = settings.service_token.get_secret_value()
+        connector = aiohttp.TCPConnector(limit=200, keepalive_timeout=30)
+        redis = create_redis(settings.redis_url)
+        async with aiohttp.ClientSession(connector=connector) as http:
+            identity = IdentityClient(
+                InternalClient(
+                    http,
+                    base_url=settings.identity_url,
+                    service_token=token,
+                    name="identity",
+                )
+            )
+            sessions = SessionClient(
+                InternalClient(
+                    http,
+                    base_url=settings.session_url,
+                    service_token=token,
+                    name="session",
+                )
+            )
+            app[IDENTITY] = identity
+            app[SESSIONS] = sessions
+            follower = StreamFollower(
+                redis,
+                stream=stream_name(settings.stream_prefix, Producer.SESSION),
+                handler=session_event_handler(cache),
+            )
+            app[READINESS_CHECKS].extend(
+                [identity.ping, sessions.ping, redis_check(redis)]
+            )
+            async with background({"session_events": follower.run}):
+                yield
+        await redis.aclose()
+
+    return context

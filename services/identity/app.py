@@ -1,0 +1,83 @@
+"""Assembly of the identity service: clients, background tasks and routes."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+from aiohttp import web
+
+from services.common.bus import create_redis, redis_check
+from services.common.events import Producer, stream_name
+from services.common.mongo import create_client, database, mongo_check
+from services.common.outbox import OutboxRelay
+from services.common.startup import StartupGate
+from services.common.tasks import background
+from services.common.web import (
+    READINESS_CHECKS,
+    add_operations_routes,
+    json_error_middleware,
+    request_context_middleware,
+    service_auth_middleware,
+)
+
+from .handlers import USERS, add_routes
+from .passwords import PasswordHasher
+from .settings import IdentitySettings
+from .store import USERS_COLLECTION, UserStore
+from .users import Users
+
+RELAY = web.AppKey("relay", OutboxRelay)
+
+
+def create_app(settings: IdentitySettings) -> web.Application:
+    app = web.Application(
+        middlewares=[
+            request_context_middleware,
+            json_error_middleware,
+            service_auth_middleware(settings.service_token.get_secret_value()),
+        ],
+        client_max_size=64 * 1024,
+    )
+    add_operations_routes(app)
+    add_routes(app)
+    app.cleanup_ctx.append(_dependencies(settings))
+    return app
+
+
+def _dependencies(settings: IdentitySettings):  # type: ignore[no-untyped-def]
+    async def context(app: web.Application) -> AsyncIterator[None]:
+        mongo = create_client(settings.mongodb_url)
+        redis = create_redis(settings.redis_url)
+        collection = database(mongo)[USERS_COLLECTION]
+        store = UserStore(collection)
+        hasher = PasswordHasher(
+            cost=settings.bcrypt_cost, workers=settings.hash_workers
+        )
+        relay = OutboxRelay(
+            collection, redis, stream_name(settings.stream_prefix, Producer.IDENTITY)
+        )
+        app[RELAY] = relay
+        app[USERS] = Users(
+            store,
+            hasher,
+            password_min_length=settings.password_min_length,
+            on_event=relay.wake,
+        )
+
+        app[READINESS_CHECKS].extend([mongo_check(mongo), redis_check(redis)])
+
+        async def prepare() -> None:
+            await store.create_indexes()
+            await relay.create_index()
+
+        startup = StartupGate("creating user indexes", prepare)
+        app[READINESS_CHECKS].append(startup.check)
+        async with background(
+            {"outbox_relay": relay.run}, once={"startup": startup.run}
+        ):
+            yield
+        hasher.close()
+        await redis.aclose()
+        await mongo.close()
+
+    return context

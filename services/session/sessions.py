@@ -1,0 +1,334 @@
+"""Session lifecycle: create, resolve, touch, save, rotate, list and revoke."""
+
+from __future__ import annotations
+
+import enum
+import json
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from services.common.clock import utc_now
+from services.common.events import EventType, new_event
+
+from .errors import InvalidReason, SessionDataTooLarge, SessionInvalid, SessionNotFound
+from .store import SessionDocument, SessionStore
+from .tokens import is_well_formed, new_session_id, new_token, token_hash
+
+logger = logging.getLogger("mflix.session.sessions")
+
+
+class RevokeReason(enum.StrEnum):
+    LOGOUT = "logout"
+    ROTATED = "rotated"
+    REVOKED_BY_USER = "revoked_by_user"
+    PASSWORD_CHANGED = "password_changed"
+    USER_LOCKED = "user_locked"
+    USER_DELETED = "user_deleted"
+
+
+@dataclass(frozen=True, kw_only=True)
+class Timeouts:
+    """Session timing, in seconds."""
+
+    idle: int
+    absolute: int
+    touch_interval: int
+    revoked_retention: int
+
+
+@dataclass(frozen=True, kw_only=True)
+class ClientInfo:
+    user_agent: str
+    ip: str | None
+
+
+def public_session(document: SessionDocument) -> dict[str, Any]:
+    """The session as the gateway sees it: never the token or its hash."""
+    return {
+        "id": document["session_id"],
+        "user_id": document["user_id"],
+        "user": document.get("user", {}),
+        "data": decode_data(document.get("data")),
+        "remember": document.get("remember", False),
+        "user_agent": document.get("user_agent", ""),
+        "ip": document.get("ip"),
+        "created_at": document["created_at"].isoformat(),
+        "last_seen_at": document["last_seen_at"].isoformat(),
+        "idle_expires_at": document["idle_expires_at"].isoformat(),
+        "absolute_expires_at": document["absolute_expires_at"].isoformat(),
+    }
+
+
+def decode_data(stored: object) -> dict[str, Any]:
+    """Return stored session data as a dict; an unreadable value counts as empty."""
+    if not isinstance(stored, str):
+        return {}
+    try:
+        data = json.loads(stored)
+    except ValueError:
+        logger.warning("stored session data is not valid JSON, treating it as empty")
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def short_ref(session_id: str) -> str:
+    """A prefix of the public session id, enough to follow one session in logs."""
+    return session_id[:8]
+
+
+class Sessions:
+    def __init__(
+        self,
+        store: SessionStore,
+        *,
+        timeouts: Timeouts,
+        max_data_bytes: int,
+        on_event: Callable[[], None] = lambda: None,
+        clock: Callable[[], datetime] = utc_now,
+    ) -> None:
+        self._store = store
+        self._timeouts = timeouts
+        self._max_data_bytes = max_data_bytes
+        self._on_event = on_event
+        self._now = clock
+
+    def _encode_data(self, data: dict[str, Any]) -> str:
+        """Encode session data as JSON text, checking its size.
+
+        Stored as text, not as a subdocument, so client-chosen keys such as
+        ``$where`` or ``a.b`` never reach MongoDB as field names.
+        """
+        encoded = json.dumps(data, separators=(",", ":"), ensure_ascii=True)
+        if len(encoded) > self._max_data_bytes:
+            raise SessionDataTooLarge(
+                f"Session data is {len(encoded)} bytes, "
+                f"the limit is {self._max_data_bytes}.",
+                fields={
+                    "data": f"Must be at most {self._max_data_bytes} bytes as JSON."
+                },
+            )
+        return encoded
+
+    async def create(
+        self,
+        *,
+        user: dict[str, str],
+        remember: bool,
+        client: ClientInfo,
+        data: dict[str, Any],
+        previous_token: str | None = None,
+    ) -> tuple[str, SessionDocument]:
+        """Start a session with a new token; return the token and the session.
+
+        A ``previous_token`` is revoked as rotated and its data is carried
+        over, under the new values, so pre-login data survives the login.
+        """
+        if previous_token:
+            previous = await self._revoke_token(previous_token, RevokeReason.ROTATED)
+            if previous is not None:
+                data = {**decode_data(previous.get("data")), **data}
+        return await self._insert(
+            user=user, remember=remember, client=client, data=data
+        )
+
+    async def _insert(
+        self,
+        *,
+        user: dict[str, str],
+        remember: bool,
+        client: ClientInfo,
+        data: dict[str, Any],
+    ) -> tuple[str, SessionDocument]:
+        encoded = self._encode_data(data)
+        now = self._now()
+        token = new_token()
+        absolute = now + timedelta(seconds=self._timeouts.absolute)
+        idle = min(now + timedelta(seconds=self._timeouts.idle), absolute)
+        document: SessionDocument = {
+            "_id": token_hash(token),
+            "session_id": new_session_id(),
+            "user_id": user["id"],
+            "user": user,
+            "data": encoded,
+            "remember": remember,
+            "user_agent": client.user_agent,
+            "ip": client.ip,
+            "created_at": now,
+            "last_seen_at": now,
+            "idle_expires_at": idle,
+            "absolute_expires_at": absolute,
+            "expires_at": idle,
+            "revoked_at": None,
+        }
+        event = new_event(
+            EventType.SESSION_CREATED,
+            {"user_id": user["id"], "session_id": document["session_id"]},
+        )
+        await self._store.insert(document, event)
+        self._on_event()
+        logger.info(
+            "session created",
+            extra={"user_id": user["id"], "session": short_ref(document["session_id"])},
+        )
+        return token, document
+
+    async def resolve(self, token: str) -> SessionDocument:
+        """Return the live session of a token, extending its idle expiry lazily.
+
+        The idle expiry is written at most once per touch interval, so a
+        session that is only read costs one write per interval.
+        """
+        document = await self._load_live(token)
+        now = self._now()
+        since_touch = (now - document["last_seen_at"]).total_seconds()
+        if since_touch >= self._timeouts.touch_interval:
+            changes = self._extension(document, now)
+            if await self._store.touch(document["_id"], now, changes):
+                document.update(changes)
+        return document
+
+    async def save(self, token: str, data: dict[str, Any]) -> SessionDocument:
+        """Replace the session data of a live session at once."""
+        encoded = self._encode_data(data)
+        document = await self._load_live(token)
+        now = self._now()
+        changes = {"data": encoded, **self._extension(document, now)}
+        if not await self._store.touch(document["_id"], now, changes):
+            raise SessionInvalid(InvalidReason.REVOKED)
+        document.update(changes)
+        return document
+
+    def _extension(self, document: SessionDocument, now: datetime) -> dict[str, Any]:
+        idle = min(
+            now + timedelta(seconds=self._timeouts.idle),
+            document["absolute_expires_at"],
+        )
+        return {"last_seen_at": now, "idle_expires_at": idle, "expires_at": idle}
+
+    async def _load_live(self, token: str) -> SessionDocument:
+        if not is_well_formed(token):
+            raise SessionInvalid(InvalidReason.UNKNOWN)
+        document = await self._store.find(token_hash(token))
+        if document is None:
+            raise SessionInvalid(InvalidReason.UNKNOWN)
+        reason = self._invalid_reason(document, self._now())
+        if reason is not None:
+            raise SessionInvalid(reason)
+        return document
+
+    @staticmethod
+    def _invalid_reason(
+        document: SessionDocument, now: datetime
+    ) -> InvalidReason | None:
+        if document.get("revoked_at") is not None:
+            if document.get("revoke_reason") == RevokeReason.ROTATED:
+                return InvalidReason.ROTATED
+            return InvalidReason.REVOKED
+        if now >= document["absolute_expires_at"]:
+            return InvalidReason.ABSOLUTE_EXPIRED
+        if now >= document["idle_expires_at"]:
+            return InvalidReason.IDLE_EXPIRED
+        return None
+
+    async def rotate(self, token: str) -> tuple[str, SessionDocument]:
+        """Replace a live session's token; the old token stops working at once."""
+        await self._load_live(token)
+        # Revoke first and create only if this call revoked it, so two
+        # racing rotations, or a rotation racing a logout, never leave an
+        # extra live session behind.
+        previous = await self._revoke_token(token, RevokeReason.ROTATED)
+        if previous is None:
+            raise SessionInvalid(InvalidReason.REVOKED)
+        return await self._insert(
+            user=previous["user"],
+            remember=previous.get("remember", False),
+            client=ClientInfo(
+                user_agent=previous.get("user_agent", ""), ip=previous.get("ip")
+            ),
+            data=decode_data(previous.get("data")),
+        )
+
+    async def revoke(self, token: str, reason: RevokeReason) -> None:
+        """End the session of a token; unknown or ended sessions are a no-op."""
+        if is_well_formed(token):
+            await self._revoke_token(token, reason)
+
+    async def _revoke_token(
+        self, token: str, reason: RevokeReason
+    ) -> SessionDocument | None:
+        return await self._revoke({"_id": token_hash(token)}, reason)
+
+    async def _revoke(
+        self, query: dict[str, Any], reason: RevokeReason
+    ) -> SessionDocument | None:
+        now = self._now()
+        retention = now + timedelta(seconds=self._timeouts.revoked_retention)
+        # The event needs the owner, so read it before the conditional update.
+        current = await self._store.find_one(query)
+        if current is None or current.get("revoked_at") is not None:
+            return None
+        event = new_event(
+            EventType.SESSION_REVOKED,
+            {
+                "user_id": current["user_id"],
+                "session_id": current["session_id"],
+                "reason": reason,
+            },
+        )
+        revoked = await self._store.revoke(
+            {"_id": current["_id"]},
+            now,
+            {"revoke_reason": reason.value, "expires_at": retention},
+            event,
+        )
+        if revoked is None:
+            return None
+        self._on_event()
+        logger.info(
+            "session revoked: %s",
+            reason.value,
+            extra={
+                "user_id": revoked["user_id"],
+                "session": short_ref(revoked["session_id"]),
+            },
+        )
+        return revoked
+
+    async def list_for_user(self, user_id: str) -> list[SessionDocument]:
+        return await self._store.live_for_user(user_id, self._now())
+
+    async def revoke_for_user_by_id(self, user_id: str, session_id: str) -> None:
+        """Revoke one session of a user; raise SessionNotFound for any other user's."""
+        revoked = await self._revoke(
+            {"user_id": user_id, "session_id": session_id}, RevokeReason.REVOKED_BY_USER
+        )
+        if revoked is None:
+            raise SessionNotFound()
+
+    async def revoke_all_for_user(
+        self,
+        user_id: str,
+        reason: RevokeReason,
+        *,
+        keep_session_id: str | None = None,
+        created_before: datetime | None = None,
+    ) -> int:
+        """Revoke every session of a user but ``keep_session_id``; idempotent.
+
+        With ``created_before``, sessions created at or after that time are
+        kept: a password change must not end the session that the same
+        change rotated into existence.
+        """
+        count = 0
+        for hashed in await self._store.unrevoked_ids_for_user(user_id):
+            query: dict[str, Any] = {"_id": hashed}
+            if created_before is not None:
+                query["created_at"] = {"$lt": created_before}
+            if keep_session_id:
+                query["session_id"] = {"$ne": keep_session_id}
+            if await self._revoke(query, reason) is not None:
+                count += 1
+        return count
