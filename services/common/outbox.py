@@ -1,9 +1,10 @@
-"""A transactional outbox embedded in the documents whose change emits events.
+"""A transactional outbox embedded in the documents whose insertion emits events.
 
-MongoDB updates a single document atomically, even on servers without
-multi-document transactions (FerretDB 1.x). So a change that must emit an
-event pushes the envelope into the ``outbox`` array of the same document,
-in the same update, and sets ``outbox_since``. The relay publishes pending
+FerretDB 1.x has no multi-document transactions, and it applies an update
+by reading a document and writing it back without isolation. Inserts, on
+the other hand, are atomic on both servers. So a change that must emit an
+event is stored as a new document that carries the event in its
+``outbox`` array, with ``outbox_since`` set. The relay publishes pending
 envelopes to Redis and then pulls them from the document. A crash between
 publishing and pulling republishes the event, which consumers tolerate
 because delivery is at least once and handlers are idempotent.
@@ -40,28 +41,8 @@ def outbox_fields(*events: Envelope) -> Document:
     }
 
 
-def outbox_update(*events: Envelope) -> Document:
-    """Update operators that add ``events`` to a document's outbox.
-
-    Merge them into the change's own update so both apply atomically.
-    """
-    return {
-        "$push": {OUTBOX_FIELD: {"$each": [e.model_dump(mode="json") for e in events]}},
-        "$min": {OUTBOX_SINCE_FIELD: utc_now()},
-    }
-
-
-def merge_updates(*updates: Document) -> Document:
-    """Combine update documents operator by operator."""
-    merged: Document = {}
-    for update in updates:
-        for operator, fields in update.items():
-            merged.setdefault(operator, {}).update(fields)
-    return merged
-
-
 class OutboxRelay:
-    """Publish the outboxes of one collection to one stream, in every process.
+    """Publish the outboxes of some collections to one stream, in every process.
 
     Several relays may run at once: the worst case is an event published
     twice, never one lost.
@@ -69,14 +50,14 @@ class OutboxRelay:
 
     def __init__(
         self,
-        collection: AsyncCollection[Document],
+        collections: list[AsyncCollection[Document]],
         redis: Redis,
         stream: str,
         *,
         interval: float = 1.0,
         batch_size: int = 100,
     ) -> None:
-        self._collection = collection
+        self._collections = collections
         self._redis = redis
         self._stream = stream
         self._interval = interval
@@ -84,8 +65,9 @@ class OutboxRelay:
         self._wake = asyncio.Event()
         self.published = 0
 
-    async def create_index(self) -> None:
-        await self._collection.create_index(OUTBOX_SINCE_FIELD, sparse=True)
+    async def create_indexes(self) -> None:
+        for collection in self._collections:
+            await collection.create_index(OUTBOX_SINCE_FIELD, sparse=True)
 
     def wake(self) -> None:
         """Ask for a pass now, so events go out without waiting for the interval."""
@@ -108,25 +90,33 @@ class OutboxRelay:
                 )
 
     async def relay_pending(self) -> int:
-        """Publish and remove every pending event once; return how many went out."""
+        """Publish and remove pending events once; return how many went out."""
         count = 0
-        cursor = self._collection.find(
+        for collection in self._collections:
+            count += await self._relay_collection(collection)
+        self.published += count
+        return count
+
+    async def _relay_collection(self, collection: AsyncCollection[Document]) -> int:
+        count = 0
+        cursor = collection.find(
             {OUTBOX_SINCE_FIELD: {"$exists": True}},
             {OUTBOX_FIELD: 1},
             limit=self._batch_size,
         )
         async for document in cursor:
             for raw in document.get(OUTBOX_FIELD) or []:
-                await self._relay_one(document["_id"], raw)
+                await self._relay_one(collection, document["_id"], raw)
                 count += 1
-            await self._collection.update_one(
+            await collection.update_one(
                 {"_id": document["_id"], OUTBOX_FIELD: []},
                 {"$unset": {OUTBOX_SINCE_FIELD: ""}},
             )
-        self.published += count
         return count
 
-    async def _relay_one(self, document_id: Any, raw: Document) -> None:
+    async def _relay_one(
+        self, collection: AsyncCollection[Document], document_id: Any, raw: Document
+    ) -> None:
         try:
             envelope = Envelope.model_validate(raw)
         except ValueError as error:
@@ -135,6 +125,6 @@ class OutboxRelay:
             await publish(self._redis, self._stream, envelope)
         # Pull the entry by its whole value: FerretDB 1.24 treats a $pull
         # condition such as {"id": ...} as an exact document, not a query.
-        await self._collection.update_one(
+        await collection.update_one(
             {"_id": document_id}, {"$pull": {OUTBOX_FIELD: raw}}
         )

@@ -36,11 +36,15 @@ def _reason(error_type: str, message: str) -> str:
 
 
 def parse_model(model: type[Model], payload: object) -> Model:
-    """Validate an already decoded payload, raising ValidationFailed on errors."""
+    """Validate an already decoded payload, raising ValidationFailed on errors.
+
+    Request models set ``strict=True`` so that no value is coerced: an
+    object or a number where a string belongs is an error, never a query.
+    """
     if not isinstance(payload, dict):
         raise ValidationFailed(fields={"body": "Must be a JSON object."})
     try:
-        return model.model_validate(payload, strict=True)
+        return model.model_validate(payload)
     except ValidationError as error:
         raise ValidationFailed(fields=validation_fields(error)) from error
 

@@ -25,7 +25,7 @@ _SESSION_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 
 
 class _Body(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
 
 
 class SignupBody(_Body):

@@ -122,8 +122,13 @@ def create_app(settings: GatewaySettings) -> web.Application:
         middlewares=[
             request_context_middleware,
             security_headers_middleware(https=settings.https),
+            # The outer error middleware renders failures of the session
+            # storage itself; the inner one turns handler errors into
+            # responses, so aiohttp-session still saves the session (and
+            # clears a dead cookie) on a 401 or 422.
             error_middleware,
             session_middleware(storage),
+            error_middleware,
         ],
         client_max_size=MAX_BODY_BYTES,
     )

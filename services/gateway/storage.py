@@ -170,7 +170,9 @@ class SessionServiceStorage(AbstractStorage):
     ) -> None:
         if token is not None:
             self._cache.drop_key(cache_key(token))
-            await request.app[SESSIONS].revoke(token)
+            reply = await request.app[SESSIONS].revoke(token)
+            if not reply.ok:
+                raise ApiError(detail=f"session revoke answered {reply.status}")
         self.save_cookie(response, "")
 
     async def _save_data(

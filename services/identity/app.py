@@ -23,7 +23,7 @@ from services.common.web import (
 from .handlers import USERS, add_routes
 from .passwords import PasswordHasher
 from .settings import IdentitySettings
-from .store import USERS_COLLECTION, UserStore
+from .store import UserStore
 from .users import Users
 
 RELAY = web.AppKey("relay", OutboxRelay)
@@ -48,13 +48,14 @@ def _dependencies(settings: IdentitySettings):  # type: ignore[no-untyped-def]
     async def context(app: web.Application) -> AsyncIterator[None]:
         mongo = create_client(settings.mongodb_url)
         redis = create_redis(settings.redis_url)
-        collection = database(mongo)[USERS_COLLECTION]
-        store = UserStore(collection)
+        store = UserStore(database(mongo))
         hasher = PasswordHasher(
             cost=settings.bcrypt_cost, workers=settings.hash_workers
         )
         relay = OutboxRelay(
-            collection, redis, stream_name(settings.stream_prefix, Producer.IDENTITY)
+            [store.users, store.credentials],
+            redis,
+            stream_name(settings.stream_prefix, Producer.IDENTITY),
         )
         app[RELAY] = relay
         app[USERS] = Users(
@@ -68,7 +69,7 @@ def _dependencies(settings: IdentitySettings):  # type: ignore[no-untyped-def]
 
         async def prepare() -> None:
             await store.create_indexes()
-            await relay.create_index()
+            await relay.create_indexes()
 
         startup = StartupGate("creating user indexes", prepare)
         app[READINESS_CHECKS].append(startup.check)

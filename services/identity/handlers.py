@@ -22,7 +22,7 @@ Name = Annotated[Text, AfterValidator(reject_control_characters)]
 
 
 class _Request(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
 
 
 class RegisterRequest(_Request):

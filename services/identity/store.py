@@ -1,4 +1,14 @@
-"""The users collection: the only code that reads or writes it."""
+"""The users and credentials collections: the only code that touches them.
+
+A user's password state is a series of credential documents, one per
+change, with ``_id`` "<user id>:<version>". Changing a password, upgrading
+a hash or locking the user inserts the next version; the highest version
+is the current one. Inserting a taken ``_id`` fails on both FerretDB and
+MongoDB, so of two concurrent changes exactly one wins, and each change
+carries its event in its own document (see services.common.outbox).
+Updates would not give that guarantee on FerretDB 1.x, which does not
+isolate an update from a concurrent one.
+"""
 
 from __future__ import annotations
 
@@ -6,18 +16,21 @@ from typing import Any
 
 from bson import ObjectId
 from bson.errors import InvalidId
-from pymongo import ReturnDocument
+from pymongo import DESCENDING
 from pymongo.asynchronous.collection import AsyncCollection
+from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
-from services.common.clock import utc_now
 from services.common.events import Envelope
-from services.common.outbox import merge_updates, outbox_fields, outbox_update
+from services.common.outbox import OUTBOX_FIELD, OUTBOX_SINCE_FIELD, outbox_fields
 
 USERS_COLLECTION = "users"
+CREDENTIALS_COLLECTION = "credentials"
 EMAIL_KEY_INDEX = "email_key_unique"
 
 UserDocument = dict[str, Any]
+CredentialDocument = dict[str, Any]
+_WITHOUT_OUTBOX = {OUTBOX_FIELD: 0, OUTBOX_SINCE_FIELD: 0}
 
 
 class DuplicateEmail(Exception):
@@ -32,77 +45,72 @@ def parse_user_id(user_id: str) -> ObjectId | None:
         return None
 
 
+def credential_id(user_id: str, version: int) -> str:
+    return f"{user_id}:{version:010d}"
+
+
 class UserStore:
-    def __init__(self, collection: AsyncCollection[UserDocument]) -> None:
-        self._users = collection
+    def __init__(self, db: AsyncDatabase[UserDocument]) -> None:
+        self.users: AsyncCollection[UserDocument] = db[USERS_COLLECTION]
+        self.credentials: AsyncCollection[CredentialDocument] = db[
+            CREDENTIALS_COLLECTION
+        ]
 
     async def create_indexes(self) -> None:
-        await self._users.create_index("email_key", unique=True, name=EMAIL_KEY_INDEX)
+        await self.users.create_index("email_key", unique=True, name=EMAIL_KEY_INDEX)
+        await self.credentials.create_index([("user_id", 1), ("version", DESCENDING)])
 
-    async def insert(self, user: UserDocument, *events: Envelope) -> UserDocument:
-        """Insert a new user with its events; raise DuplicateEmail on a taken key."""
-        document = {**user, **outbox_fields(*events)}
+    async def insert_user(
+        self, user: UserDocument, credential: CredentialDocument, *events: Envelope
+    ) -> None:
+        """Insert a user and its first credential; raise DuplicateEmail on a taken key.
+
+        The credential goes first: a crash before the user insert leaves an
+        unreachable credential, never a user who cannot log in.
+        """
+        await self.insert_credential(credential)
         try:
-            await self._users.insert_one(document)
+            await self.users.insert_one({**user, **outbox_fields(*events)})
         except DuplicateKeyError as error:
             raise DuplicateEmail(user["email_key"]) from error
-        return document
 
     async def find_by_email_key(self, key: str) -> UserDocument | None:
-        return await self._users.find_one({"email_key": key})
+        return await self.users.find_one({"email_key": key}, _WITHOUT_OUTBOX)
 
     async def find_by_id(self, user_id: str) -> UserDocument | None:
         object_id = parse_user_id(user_id)
         if object_id is None:
             return None
-        return await self._users.find_one({"_id": object_id})
+        return await self.users.find_one({"_id": object_id}, _WITHOUT_OUTBOX)
 
-    async def replace_hash(
-        self, user_id: ObjectId, old_hash: str, new_hash: str
+    async def current_credential(self, user_id: str) -> CredentialDocument | None:
+        cursor = (
+            self.credentials.find({"user_id": user_id}, _WITHOUT_OUTBOX)
+            .sort("version", DESCENDING)
+            .limit(1)
+        )
+        async for credential in cursor:
+            return credential
+        return None
+
+    async def insert_credential(
+        self, credential: CredentialDocument, *events: Envelope
     ) -> bool:
-        """Swap a hash only if it is still ``old_hash``, so no newer change is lost."""
-        result = await self._users.update_one(
-            {"_id": user_id, "password_hash": old_hash},
-            {"$set": {"password_hash": new_hash, "updated_at": utc_now()}},
-        )
-        return result.modified_count == 1
-
-    async def change_password(
-        self, user_id: ObjectId, old_hash: str, new_hash: str, event: Envelope
-    ) -> UserDocument | None:
-        """Set a new hash and store the event with it, atomically in one update."""
-        now = utc_now()
-        update = merge_updates(
-            {
-                "$set": {
-                    "password_hash": new_hash,
-                    "updated_at": now,
-                    "password_changed_at": now,
-                }
-            },
-            outbox_update(event),
-        )
-        return await self._users.find_one_and_update(
-            {"_id": user_id, "password_hash": old_hash},
-            update,
-            return_document=ReturnDocument.AFTER,
-        )
-
-    async def lock(self, user_id: ObjectId, reason: str, event: Envelope) -> bool:
-        now = utc_now()
-        update = merge_updates(
-            {"$set": {"locked_at": now, "lock_reason": reason, "updated_at": now}},
-            outbox_update(event),
-        )
-        result = await self._users.update_one({"_id": user_id}, update)
-        return result.matched_count == 1
-
-    async def upsert_imported(self, user: UserDocument) -> bool:
-        """Insert an imported user unless its id or email exists; True when new."""
+        """Insert a credential version; False when that version already exists."""
+        document = {**credential, **(outbox_fields(*events) if events else {})}
         try:
-            result = await self._users.update_one(
-                {"_id": user["_id"]}, {"$setOnInsert": user}, upsert=True
-            )
+            await self.credentials.insert_one(document)
         except DuplicateKeyError:
             return False
-        return result.upserted_id is not None
+        return True
+
+    async def insert_imported(
+        self, user: UserDocument, credential: CredentialDocument
+    ) -> bool:
+        """Insert an imported user unless its email key or id exists; True when new."""
+        await self.insert_credential(credential)
+        try:
+            await self.users.insert_one(user)
+        except DuplicateKeyError:
+            return False
+        return True

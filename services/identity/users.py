@@ -21,7 +21,13 @@ from .passwords import (
     check_password_policy,
     normalize_password,
 )
-from .store import DuplicateEmail, UserDocument, UserStore
+from .store import (
+    CredentialDocument,
+    DuplicateEmail,
+    UserDocument,
+    UserStore,
+    credential_id,
+)
 
 logger = logging.getLogger("mflix.identity.users")
 
@@ -36,6 +42,28 @@ def public_user(user: UserDocument) -> dict[str, Any]:
         "created_at": created_at.isoformat()
         if isinstance(created_at, datetime)
         else None,
+    }
+
+
+def new_credential(
+    user_id: str,
+    version: int,
+    *,
+    password_hash: str | None,
+    kind: str,
+    locked_reason: str | None = None,
+) -> CredentialDocument:
+    """Build credential version ``version``; ``kind`` names the change it records."""
+    now = utc_now()
+    return {
+        "_id": credential_id(user_id, version),
+        "user_id": user_id,
+        "version": version,
+        "kind": kind,
+        "password_hash": password_hash,
+        "locked_at": now if locked_reason else None,
+        "lock_reason": locked_reason,
+        "created_at": now,
     }
 
 
@@ -80,27 +108,27 @@ class Users:
 
         password_hash = await self._hasher.hash(normalized)
         user_id = ObjectId()
-        now = utc_now()
         user = {
             "_id": user_id,
             "name": name,
             "email": email.strip(),
             "email_key": key,
-            "password_hash": password_hash,
-            "created_at": now,
-            "updated_at": now,
+            "created_at": utc_now(),
         }
+        credential = new_credential(
+            str(user_id), 1, password_hash=password_hash, kind="registered"
+        )
         event = new_event(
             EventType.USER_REGISTERED, {"user_id": str(user_id), "email": key}
         )
         try:
-            document = await self._store.insert(user, event)
+            await self._store.insert_user(user, credential, event)
         except DuplicateEmail as error:
             logger.info("signup rejected: email already registered")
             raise EmailTaken() from error
         self._on_event()
         logger.info("user registered", extra={"user_id": str(user_id)})
-        return document
+        return user
 
     async def verify_credentials(self, *, email: str, password: str) -> UserDocument:
         """Return the user whose password matches; raise InvalidCredentials otherwise.
@@ -113,36 +141,49 @@ class Users:
         except InvalidEmail:
             key = None
         user = await self._store.find_by_email_key(key) if key else None
+        credential = (
+            await self._store.current_credential(str(user["_id"])) if user else None
+        )
         password = normalize_password(password)
-        stored_hash = user.get("password_hash") if user else None
+        stored_hash = credential.get("password_hash") if credential else None
         matched = await self._hasher.verify(password, stored_hash)
 
         if user is None:
             logger.info("login failed: unknown email")
             raise InvalidCredentials()
         user_id = str(user["_id"])
+        if credential is None or credential.get("locked_at") is not None:
+            logger.info(
+                "login failed: user locked or without credential",
+                extra={"user_id": user_id},
+            )
+            raise InvalidCredentials()
         if not matched:
             logger.info("login failed: wrong password", extra={"user_id": user_id})
             raise InvalidCredentials()
-        if user.get("locked_at") is not None:
-            logger.info("login failed: user locked", extra={"user_id": user_id})
-            raise InvalidCredentials()
 
-        await self._upgrade_hash(user, password)
+        await self._upgrade_hash(credential, password)
         logger.info("credentials verified", extra={"user_id": user_id})
         return user
 
-    async def _upgrade_hash(self, user: UserDocument, password: str) -> None:
-        stored_hash = user["password_hash"]
-        if not self._hasher.needs_rehash(stored_hash):
+    async def _upgrade_hash(
+        self, credential: CredentialDocument, password: str
+    ) -> None:
+        if not self._hasher.needs_rehash(credential["password_hash"]):
             return
         new_hash = await self._hasher.hash(password)
-        if await self._store.replace_hash(user["_id"], stored_hash, new_hash):
-            user["password_hash"] = new_hash
+        upgraded = new_credential(
+            credential["user_id"],
+            credential["version"] + 1,
+            password_hash=new_hash,
+            kind="rehashed",
+        )
+        # Losing the race to a password change is fine: that change wins.
+        if await self._store.insert_credential(upgraded):
             logger.info(
                 "password hash upgraded to cost %d",
                 self._hasher.cost,
-                extra={"user_id": str(user["_id"])},
+                extra={"user_id": credential["user_id"]},
             )
 
     async def get(self, user_id: str) -> UserDocument:
@@ -166,10 +207,12 @@ class Users:
         """
         user = await self.get(user_id)
         normalized = self._validate_new_password(new_password, "new_password")
-        stored_hash = user.get("password_hash")
-        if not await self._hasher.verify(
+        credential = await self._store.current_credential(user_id)
+        stored_hash = credential.get("password_hash") if credential else None
+        current_ok = await self._hasher.verify(
             normalize_password(current_password), stored_hash
-        ):
+        )
+        if credential is None or credential.get("locked_at") or not current_ok:
             logger.info(
                 "password change rejected: wrong current password",
                 extra={"user_id": user_id},
@@ -179,14 +222,14 @@ class Users:
             )
 
         new_hash = await self._hasher.hash(normalized)
+        changed = new_credential(
+            user_id, credential["version"] + 1, password_hash=new_hash, kind="changed"
+        )
         event = new_event(
             EventType.USER_PASSWORD_CHANGED,
             {"user_id": user_id, "keep_session_id": keep_session_id},
         )
-        updated = await self._store.change_password(
-            user["_id"], stored_hash, new_hash, event
-        )
-        if updated is None:
+        if not await self._store.insert_credential(changed, event):
             raise ValidationFailed(
                 fields={
                     "current_password": "The password changed meanwhile. Try again."
@@ -194,12 +237,23 @@ class Users:
             )
         self._on_event()
         logger.info("password changed", extra={"user_id": user_id})
-        return updated
+        return user
 
     async def lock(self, user_id: str, reason: str) -> None:
         """Lock a user out; ``user.locked`` revokes all of their sessions."""
-        user = await self.get(user_id)
-        event = new_event(EventType.USER_LOCKED, {"user_id": user_id})
-        await self._store.lock(user["_id"], reason, event)
+        await self.get(user_id)
+        while True:
+            credential = await self._store.current_credential(user_id)
+            version = credential["version"] + 1 if credential else 1
+            locked = new_credential(
+                user_id,
+                version,
+                password_hash=None,
+                kind="locked",
+                locked_reason=reason,
+            )
+            event = new_event(EventType.USER_LOCKED, {"user_id": user_id})
+            if await self._store.insert_credential(locked, event):
+                break
         self._on_event()
         logger.info("user locked", extra={"user_id": user_id})

@@ -30,7 +30,7 @@ from .consumers import identity_event_handler
 from .handlers import SESSIONS, add_routes
 from .sessions import Sessions, Timeouts
 from .settings import SessionSettings
-from .store import SESSIONS_COLLECTION, SessionStore
+from .store import SessionStore
 from .sweeper import Sweeper
 
 
@@ -54,7 +54,6 @@ def _timeouts(settings: SessionSettings) -> Timeouts:
         idle=settings.idle_timeout,
         absolute=settings.absolute_timeout,
         touch_interval=settings.touch_interval,
-        revoked_retention=settings.revoked_retention,
     )
 
 
@@ -62,11 +61,9 @@ def _dependencies(settings: SessionSettings):  # type: ignore[no-untyped-def]
     async def context(app: web.Application) -> AsyncIterator[None]:
         mongo = create_client(settings.mongodb_url)
         redis = create_redis(settings.redis_url)
-        collection = database(mongo)[SESSIONS_COLLECTION]
-        store = SessionStore(collection)
-        relay = OutboxRelay(
-            collection, redis, stream_name(settings.stream_prefix, Producer.SESSION)
-        )
+        store = SessionStore(database(mongo))
+        stream = stream_name(settings.stream_prefix, Producer.SESSION)
+        relay = OutboxRelay([store.sessions, store.revocations], redis, stream)
         sessions = Sessions(
             store,
             timeouts=_timeouts(settings),
@@ -87,7 +84,7 @@ def _dependencies(settings: SessionSettings):  # type: ignore[no-untyped-def]
 
         async def prepare() -> None:
             await store.create_indexes()
-            await relay.create_index()
+            await relay.create_indexes()
 
         startup = StartupGate("creating session indexes", prepare)
         app[READINESS_CHECKS].extend(

@@ -21,7 +21,7 @@ Text = Annotated[str, AfterValidator(reject_unencodable)]
 
 
 class _Request(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
 
 
 class SessionUser(_Request):
@@ -48,7 +48,8 @@ class SaveRequest(TokenRequest):
 
 
 class RevokeRequest(TokenRequest):
-    reason: RevokeReason = RevokeReason.LOGOUT
+    # Strict mode accepts only enum instances; JSON carries the value.
+    reason: RevokeReason = Field(RevokeReason.LOGOUT, strict=False)
 
 
 class RevokeAllRequest(_Request):

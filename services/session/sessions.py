@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import enum
 import json
 import logging
@@ -36,7 +37,6 @@ class Timeouts:
     idle: int
     absolute: int
     touch_interval: int
-    revoked_retention: int
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -126,7 +126,7 @@ class Sessions:
         A ``previous_token`` is revoked as rotated and its data is carried
         over, under the new values, so pre-login data survives the login.
         """
-        if previous_token:
+        if previous_token and is_well_formed(previous_token):
             previous = await self._revoke_token(previous_token, RevokeReason.ROTATED)
             if previous is not None:
                 data = {**decode_data(previous.get("data")), **data}
@@ -197,7 +197,7 @@ class Sessions:
         now = self._now()
         changes = {"data": encoded, **self._extension(document, now)}
         if not await self._store.touch(document["_id"], now, changes):
-            raise SessionInvalid(InvalidReason.REVOKED)
+            raise SessionInvalid(InvalidReason.IDLE_EXPIRED)
         document.update(changes)
         return document
 
@@ -211,36 +211,31 @@ class Sessions:
     async def _load_live(self, token: str) -> SessionDocument:
         if not is_well_formed(token):
             raise SessionInvalid(InvalidReason.UNKNOWN)
-        document = await self._store.find(token_hash(token))
+        hashed = token_hash(token)
+        document, revocation = await asyncio.gather(
+            self._store.find({"_id": hashed}), self._store.find_revocation(hashed)
+        )
+        if revocation is not None:
+            rotated = revocation.get("reason") == RevokeReason.ROTATED
+            raise SessionInvalid(
+                InvalidReason.ROTATED if rotated else InvalidReason.REVOKED
+            )
         if document is None:
             raise SessionInvalid(InvalidReason.UNKNOWN)
-        reason = self._invalid_reason(document, self._now())
-        if reason is not None:
-            raise SessionInvalid(reason)
-        return document
-
-    @staticmethod
-    def _invalid_reason(
-        document: SessionDocument, now: datetime
-    ) -> InvalidReason | None:
-        if document.get("revoked_at") is not None:
-            if document.get("revoke_reason") == RevokeReason.ROTATED:
-                return InvalidReason.ROTATED
-            return InvalidReason.REVOKED
+        now = self._now()
         if now >= document["absolute_expires_at"]:
-            return InvalidReason.ABSOLUTE_EXPIRED
+            raise SessionInvalid(InvalidReason.ABSOLUTE_EXPIRED)
         if now >= document["idle_expires_at"]:
-            return InvalidReason.IDLE_EXPIRED
-        return None
+            raise SessionInvalid(InvalidReason.IDLE_EXPIRED)
+        return document
 
     async def rotate(self, token: str) -> tuple[str, SessionDocument]:
         """Replace a live session's token; the old token stops working at once."""
-        await self._load_live(token)
-        # Revoke first and create only if this call revoked it, so two
+        previous = await self._load_live(token)
+        # Only the call whose revocation wins creates the successor, so two
         # racing rotations, or a rotation racing a logout, never leave an
         # extra live session behind.
-        previous = await self._revoke_token(token, RevokeReason.ROTATED)
-        if previous is None:
+        if not await self._revoke_document(previous, RevokeReason.ROTATED):
             raise SessionInvalid(InvalidReason.REVOKED)
         return await self._insert(
             user=previous["user"],
@@ -259,53 +254,62 @@ class Sessions:
     async def _revoke_token(
         self, token: str, reason: RevokeReason
     ) -> SessionDocument | None:
-        return await self._revoke({"_id": token_hash(token)}, reason)
-
-    async def _revoke(
-        self, query: dict[str, Any], reason: RevokeReason
-    ) -> SessionDocument | None:
-        now = self._now()
-        retention = now + timedelta(seconds=self._timeouts.revoked_retention)
-        # The event needs the owner, so read it before the conditional update.
-        current = await self._store.find_one(query)
-        if current is None or current.get("revoked_at") is not None:
+        """Revoke a token's session; return it if this call revoked it."""
+        document = await self._store.find({"_id": token_hash(token)})
+        if document is None or not await self._revoke_document(document, reason):
             return None
+        return document
+
+    async def _revoke_document(
+        self, document: SessionDocument, reason: RevokeReason
+    ) -> bool:
+        """Insert the revocation of a session; False when it was revoked before."""
+        now = self._now()
+        revocation = {
+            "_id": document["_id"],
+            "session_id": document["session_id"],
+            "user_id": document["user_id"],
+            "reason": reason.value,
+            "revoked_at": now,
+            # Kept while the session could have lived, so a replayed cookie
+            # is reported as revoked rather than unknown.
+            "expires_at": document["absolute_expires_at"],
+        }
         event = new_event(
             EventType.SESSION_REVOKED,
             {
-                "user_id": current["user_id"],
-                "session_id": current["session_id"],
-                "reason": reason,
+                "user_id": document["user_id"],
+                "session_id": document["session_id"],
+                "reason": reason.value,
             },
         )
-        revoked = await self._store.revoke(
-            {"_id": current["_id"]},
-            now,
-            {"revoke_reason": reason.value, "expires_at": retention},
-            event,
-        )
-        if revoked is None:
-            return None
+        if not await self._store.insert_revocation(revocation, event):
+            return False
         self._on_event()
         logger.info(
             "session revoked: %s",
             reason.value,
             extra={
-                "user_id": revoked["user_id"],
-                "session": short_ref(revoked["session_id"]),
+                "user_id": document["user_id"],
+                "session": short_ref(document["session_id"]),
             },
         )
-        return revoked
+        return True
 
     async def list_for_user(self, user_id: str) -> list[SessionDocument]:
-        return await self._store.live_for_user(user_id, self._now())
+        """Return the user's live sessions, most recently used first."""
+        documents = await self._store.for_user(user_id, self._now())
+        revoked = await self._store.revoked_among([d["_id"] for d in documents])
+        return [d for d in documents if d["_id"] not in revoked]
 
     async def revoke_for_user_by_id(self, user_id: str, session_id: str) -> None:
         """Revoke one session of a user; raise SessionNotFound for any other user's."""
-        revoked = await self._revoke(
-            {"user_id": user_id, "session_id": session_id}, RevokeReason.REVOKED_BY_USER
+        document = await self._store.find(
+            {"user_id": user_id, "session_id": session_id}
         )
-        if revoked is None:
+        if document is None or not await self._revoke_document(
+            document, RevokeReason.REVOKED_BY_USER
+        ):
             raise SessionNotFound()
 
     async def revoke_all_for_user(
@@ -316,19 +320,18 @@ class Sessions:
         keep_session_id: str | None = None,
         created_before: datetime | None = None,
     ) -> int:
-        """Revoke every session of a user but ``keep_session_id``; idempotent.
+        """Revoke every live session of a user but ``keep_session_id``; idempotent.
 
         With ``created_before``, sessions created at or after that time are
         kept: a password change must not end the session that the same
         change rotated into existence.
         """
         count = 0
-        for hashed in await self._store.unrevoked_ids_for_user(user_id):
-            query: dict[str, Any] = {"_id": hashed}
-            if created_before is not None:
-                query["created_at"] = {"$lt": created_before}
-            if keep_session_id:
-                query["session_id"] = {"$ne": keep_session_id}
-            if await self._revoke(query, reason) is not None:
+        for document in await self.list_for_user(user_id):
+            if document["session_id"] == keep_session_id:
+                continue
+            if created_before is not None and document["created_at"] >= created_before:
+                continue
+            if await self._revoke_document(document, reason):
                 count += 1
         return count

@@ -21,8 +21,6 @@ class SessionSettings(CommonSettings):
     absolute_timeout: int = Field(14 * 24 * 3600, ge=1)
     # Seconds between writes of last-seen time while a session is only read.
     touch_interval: int = Field(60, ge=0)
-    # Seconds a revoked session is kept so a replayed cookie logs why it failed.
-    revoked_retention: int = Field(3600, ge=0)
     # Seconds between sweeps of expired sessions on servers without TTL indexes.
     sweep_interval: float = Field(60.0, gt=0)
     # Largest JSON-encoded session data, in bytes.
