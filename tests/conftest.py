@@ -17,7 +17,13 @@ from pymongo import AsyncMongoClient
 from pymongo.asynchronous.database import AsyncDatabase
 from redis.asyncio import Redis
 
-from tests.support.processes import Stack, start_ferretdb, start_redis, stop, with_database
+from tests.support.processes import (
+    Stack,
+    start_ferretdb,
+    start_redis,
+    stop,
+    with_database,
+)
 
 
 @pytest.fixture(scope="session")

@@ -1,30 +1,30 @@
 #!/usr/bin/env bash
 # Start the whole stack in the foreground under honcho: FerretDB and Redis
-# with their data under var/ (unless MONGODB_URL or REDIS_URL point at
-# existing servers), then the identity, session and gateway services.
-# Ctrl-C or SIGTERM stops every process.
+# with their data under var/ (or MFLIX_VAR_DIR), unless MONGODB_URL or
+# REDIS_URL point at existing servers, then the identity, session and
+# gateway services. Ctrl-C or SIGTERM stops every process.
 set -euo pipefail
 
 root=$(cd "$(dirname "$0")/../.." && pwd)
 cd "$root"
-mkdir -p var
-procfile=var/Procfile
+var=$(mkdir -p "${MFLIX_VAR_DIR:-var}" && cd "${MFLIX_VAR_DIR:-var}" && pwd)
+procfile=$var/Procfile
 : > "$procfile"
 
 ferretdb_port=${FERRETDB_PORT:-27017}
 redis_port=${REDIS_PORT:-6379}
 
 if [ -z "${MONGODB_URL:-}" ]; then
-  mkdir -p var/ferretdb
+  mkdir -p "$var/ferretdb"
   export MONGODB_URL="mongodb://127.0.0.1:$ferretdb_port/mflix"
   # Telemetry off and no debug listener: FerretDB contacts no outside host.
-  echo "ferretdb: .tools/bin/ferretdb --handler=sqlite --sqlite-url=file:$root/var/ferretdb/ --state-dir=$root/var/ferretdb --listen-addr=127.0.0.1:$ferretdb_port --telemetry=disable --debug-addr=- --log-level=warn" >> "$procfile"
+  echo "ferretdb: .tools/bin/ferretdb --handler=sqlite --sqlite-url=file:$var/ferretdb/ --state-dir=$var/ferretdb --listen-addr=127.0.0.1:$ferretdb_port --telemetry=disable --debug-addr=- --log-level=warn" >> "$procfile"
 fi
 if [ -z "${REDIS_URL:-}" ]; then
-  mkdir -p var/redis
+  mkdir -p "$var/redis"
   export REDIS_URL="redis://127.0.0.1:$redis_port/0"
   # The append-only file makes every acknowledged event survive a crash.
-  echo "redis: redis-server --bind 127.0.0.1 --port $redis_port --dir $root/var/redis --appendonly yes --appendfsync everysec --save '' --loglevel warning" >> "$procfile"
+  echo "redis: redis-server --bind 127.0.0.1 --port $redis_port --dir $var/redis --appendonly yes --appendfsync everysec --save '' --loglevel warning" >> "$procfile"
 fi
 cat >> "$procfile" <<PROCS
 identity: .venv/bin/python -m services.identity

@@ -11,6 +11,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+from prometheus_client import Counter
+
 from services.common.clock import utc_now
 from services.common.events import EventType, new_event
 
@@ -19,6 +21,12 @@ from .store import SessionDocument, SessionStore
 from .tokens import is_well_formed, new_session_id, new_token, token_hash
 
 logger = logging.getLogger("mflix.session.sessions")
+
+WRITES = Counter(
+    "mflix_session_writes_total",
+    "Writes to the sessions store, by operation.",
+    ["operation"],
+)
 
 
 class RevokeReason(enum.StrEnum):
@@ -168,6 +176,7 @@ class Sessions:
             {"user_id": user["id"], "session_id": document["session_id"]},
         )
         await self._store.insert(document, event)
+        WRITES.labels("create").inc()
         self._on_event()
         logger.info(
             "session created",
@@ -186,6 +195,7 @@ class Sessions:
         since_touch = (now - document["last_seen_at"]).total_seconds()
         if since_touch >= self._timeouts.touch_interval:
             changes = self._extension(document, now)
+            WRITES.labels("touch").inc()
             if await self._store.touch(document["_id"], now, changes):
                 document.update(changes)
         return document
@@ -196,6 +206,7 @@ class Sessions:
         document = await self._load_live(token)
         now = self._now()
         changes = {"data": encoded, **self._extension(document, now)}
+        WRITES.labels("save").inc()
         if not await self._store.touch(document["_id"], now, changes):
             raise SessionInvalid(InvalidReason.IDLE_EXPIRED)
         document.update(changes)
@@ -283,6 +294,7 @@ class Sessions:
                 "reason": reason.value,
             },
         )
+        WRITES.labels("revoke").inc()
         if not await self._store.insert_revocation(revocation, event):
             return False
         self._on_event()

@@ -122,7 +122,8 @@ async def test_login_unknown_email_and_wrong_password_look_alike(
 
     async with aiohttp.ClientSession() as client:
         async with client.post(
-            f"{stack.url()}/api/v1/login", json={"email": email, "password": "wrong pass!"}
+            f"{stack.url()}/api/v1/login",
+            json={"email": email, "password": "wrong pass!"},
         ) as wrong:
             wrong_body = await wrong.json()
         async with client.post(
@@ -173,7 +174,9 @@ async def test_me_with_forged_cookie_answers_401(stack: Stack) -> None:
     assert response.cookies[COOKIE].value == ""
 
 
-async def test_malformed_json_answers_400(stack: Stack, http: aiohttp.ClientSession) -> None:
+async def test_malformed_json_answers_400(
+    stack: Stack, http: aiohttp.ClientSession
+) -> None:
     async with http.post(
         f"{stack.url()}/api/v1/login",
         data=b'{"email": ',
@@ -196,7 +199,9 @@ async def test_wrong_content_type_answers_415(
     assert response.status == 415
 
 
-async def test_oversized_body_answers_413(stack: Stack, http: aiohttp.ClientSession) -> None:
+async def test_oversized_body_answers_413(
+    stack: Stack, http: aiohttp.ClientSession
+) -> None:
     async with http.post(
         f"{stack.url()}/api/v1/login",
         json={"email": "a@example.com", "password": "x" * 100_000},

@@ -3,15 +3,20 @@
 from __future__ import annotations
 
 import re
-from typing import Any
+from typing import Any, Protocol
 
 import aiohttp
 
-from tests.support.processes import Stack
 
 PASSWORD = "popcorn at midnight"
 COOKIE = "mflix_sid"
 _CSRF_INPUT = re.compile(r'name="csrf_token" value="([0-9a-f]{64})"')
+
+
+class Stack(Protocol):
+    """Anything that knows the URL of a running gateway."""
+
+    def url(self, service: str = "gateway") -> str: ...
 
 
 async def api_signup(

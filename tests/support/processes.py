@@ -61,7 +61,9 @@ def with_database(url: str, name: str) -> str:
 
 def start_ferretdb(directory: Path) -> tuple[subprocess.Popen[bytes], str]:
     if not FERRETDB.exists():
-        raise RuntimeError(f"{FERRETDB} is missing: run deploy/local/install-ferretdb.sh")
+        raise RuntimeError(
+            f"{FERRETDB} is missing: run deploy/local/install-ferretdb.sh"
+        )
     directory.mkdir(parents=True, exist_ok=True)
     port = free_port()
     log = open(directory / "ferretdb.log", "wb")  # noqa: SIM115
@@ -83,7 +85,9 @@ def start_ferretdb(directory: Path) -> tuple[subprocess.Popen[bytes], str]:
     return process, f"mongodb://127.0.0.1:{port}/mflix"
 
 
-def start_redis(directory: Path, port: int | None = None) -> tuple[subprocess.Popen[bytes], str]:
+def start_redis(
+    directory: Path, port: int | None = None
+) -> tuple[subprocess.Popen[bytes], str]:
     binary = shutil.which("redis-server")
     if binary is None:
         raise RuntimeError("redis-server is missing: apt-get install redis-server")
@@ -92,12 +96,18 @@ def start_redis(directory: Path, port: int | None = None) -> tuple[subprocess.Po
     process = subprocess.Popen(
         [
             binary,
-            "--bind", "127.0.0.1",
-            "--port", str(port),
-            "--dir", str(directory),
-            "--appendonly", "yes",
-            "--save", "",
-            "--loglevel", "warning",
+            "--bind",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--dir",
+            str(directory),
+            "--appendonly",
+            "yes",
+            "--save",
+            "",
+            "--loglevel",
+            "warning",
         ],
         stdout=open(directory / "redis.log", "wb"),  # noqa: SIM115
         stderr=subprocess.STDOUT,
