@@ -96,7 +96,7 @@ async def test_cookie_survives_sigkill_of_whole_stack(
     assert status == 200
 
 
-async def test_sigterm_stops_every_process(local_stack: LocalStack) -> None:
+def test_sigterm_stops_every_process(local_stack: LocalStack) -> None:
     local_stack.start()
 
     local_stack.kill_group(signal.SIGTERM)

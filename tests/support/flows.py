@@ -7,7 +7,6 @@ from typing import Any, Protocol
 
 import aiohttp
 
-
 PASSWORD = "popcorn at midnight"
 COOKIE = "mflix_sid"
 _CSRF_INPUT = re.compile(r'name="csrf_token" value="([0-9a-f]{64})"')
