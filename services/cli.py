@@ -1,4 +1,4 @@
-"""The ``mflix-auth`` operator command."""
+"""Operator commands: import users, lock or delete a user, handle dead letters."""
 
 from __future__ import annotations
 
@@ -8,13 +8,21 @@ import sys
 from pathlib import Path
 
 from pymongo.errors import PyMongoError
+from redis.exceptions import RedisError
 
+from services.common.bus import create_redis
+from services.common.deadletters import list_dead_letters, replay_dead_letters
+from services.common.events import ConsumerGroup
 from services.common.logs import configure_logging
 from services.common.mongo import create_client, database
 from services.common.runner import load_settings
+from services.identity.activity import Activity
+from services.identity.emails import email_key
 from services.identity.importer import ImportFileError, import_users
+from services.identity.passwords import PasswordHasher
 from services.identity.settings import IdentitySettings
 from services.identity.store import UserStore
+from services.identity.users import Users
 
 
 async def _import_users(path: Path) -> int:
@@ -30,6 +38,58 @@ async def _import_users(path: Path) -> int:
     return 0
 
 
+async def _lock_or_delete(email: str, action: str, reason: str) -> int:
+    settings = load_settings(IdentitySettings)
+    client = create_client(settings.mongodb_url)
+    try:
+        db = database(client)
+        store = UserStore(db)
+        user = await store.find_by_email_key(email_key(email))
+        if user is None:
+            print(f"mflix-auth: no user with email {email}", file=sys.stderr)
+            return 1
+        users = Users(
+            store,
+            PasswordHasher(cost=4, workers=1),
+            Activity(db),
+            password_min_length=settings.password_min_length,
+        )
+        if action == "lock":
+            await users.lock(str(user["_id"]), reason)
+        else:
+            await users.delete(str(user["_id"]))
+    finally:
+        await client.close()
+    # The running identity service relays the stored event within a second.
+    done = "locked" if action == "lock" else "deleted"
+    print(f"{done} user {user['_id']}; all of their sessions will be revoked")
+    return 0
+
+
+async def _dead_letters(action: str, group: str, ids: list[str]) -> int:
+    settings = load_settings(IdentitySettings)
+    redis = create_redis(settings.redis_url)
+    try:
+        consumer_group = ConsumerGroup(group)
+        if action == "list":
+            letters = await list_dead_letters(
+                redis, settings.stream_prefix, consumer_group
+            )
+            for letter in letters:
+                print(
+                    f"{letter.id}\t{letter.stream}\t{letter.original_id}\t{letter.error}"
+                )
+            print(f"{len(letters)} dead letters in group {group}")
+        else:
+            count = await replay_dead_letters(
+                redis, settings.stream_prefix, consumer_group, set(ids) or None
+            )
+            print(f"replayed {count} dead letters of group {group}")
+    finally:
+        await redis.aclose()
+    return 0
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="mflix-auth", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -39,12 +99,54 @@ def _parser() -> argparse.ArgumentParser:
         "into the database of MONGODB_URL",
     )
     importer.add_argument("file", type=Path, help="the export file")
+    for action, verb in (("lock", "lock"), ("delete", "delete")):
+        command = commands.add_parser(
+            f"{action}-user", help=f"{verb} a user and revoke all of their sessions"
+        )
+        command.add_argument("email", help="the user's email address")
+        if action == "lock":
+            command.add_argument("--reason", default="locked by an operator")
+    letters = commands.add_parser(
+        "dead-letters", help="list or replay events that consumers failed to handle"
+    )
+    letters.add_argument("action", choices=["list", "replay"])
+    letters.add_argument(
+        "--group",
+        choices=[group.value for group in ConsumerGroup],
+        default=ConsumerGroup.SESSION.value,
+        help="the consuming service whose dead letters to use (default: session)",
+    )
+    letters.add_argument(
+        "ids", nargs="*", help="dead-letter ids to replay (default: all)"
+    )
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     configure_logging("cli", "WARNING")
+    try:
+        return _run(args)
+    except PyMongoError as error:
+        print(
+            f"mflix-auth: MongoDB is unreachable or failed: {error}. "
+            "Start the stack with `make run` or set MONGODB_URL.",
+            file=sys.stderr,
+        )
+        return 1
+    except RedisError as error:
+        print(f"mflix-auth: Redis is unreachable or failed: {error}", file=sys.stderr)
+        return 1
+
+
+def _run(args: argparse.Namespace) -> int:
+    if args.command in {"lock-user", "delete-user"}:
+        action = args.command.removesuffix("-user")
+        return asyncio.run(
+            _lock_or_delete(args.email, action, getattr(args, "reason", ""))
+        )
+    if args.command == "dead-letters":
+        return asyncio.run(_dead_letters(args.action, args.group, args.ids))
     if args.command == "import-users":
         if not args.file.is_file():
             print(f"mflix-auth: {args.file}: no such file", file=sys.stderr)
@@ -54,13 +156,6 @@ def main(argv: list[str] | None = None) -> int:
         except ImportFileError as error:
             print(f"mflix-auth: {error}", file=sys.stderr)
             return 2
-        except PyMongoError as error:
-            print(
-                f"mflix-auth: MongoDB is unreachable or failed: {error}. "
-                "Start the stack with `make run` or set MONGODB_URL.",
-                file=sys.stderr,
-            )
-            return 1
     return 2
 
 

@@ -98,6 +98,30 @@ def _next_id(entry_id: str) -> str:
     return f"{milliseconds}-{sequence + 1}"
 
 
+class StreamTrimmer:
+    """Trim a producer's stream of entries every group has acknowledged."""
+
+    def __init__(self, redis: Redis, stream: str, *, interval: float = 30.0) -> None:
+        self._redis = redis
+        self._stream = stream
+        self._interval = interval
+
+    async def run(self) -> None:
+        while True:
+            await asyncio.sleep(self._interval)
+            try:
+                removed = await trim_acknowledged(self._redis, self._stream)
+            except (RedisError, OSError) as error:
+                logger.warning(
+                    "trimming %s failed, will retry: %r", self._stream, error
+                )
+                continue
+            if removed:
+                logger.info(
+                    "trimmed %d acknowledged entries from %s", removed, self._stream
+                )
+
+
 @dataclass(frozen=True, kw_only=True)
 class ConsumerOptions:
     """Timing of a group consumer. Times are in seconds."""

@@ -28,8 +28,6 @@ class EventType(enum.StrEnum):
     USER_PASSWORD_CHANGED = "user.password_changed"
     USER_LOCKED = "user.locked"
     USER_DELETED = "user.deleted"
-    LOGIN_SUCCEEDED = "login.succeeded"
-    LOGIN_FAILED = "login.failed"
     SESSION_CREATED = "session.created"
     SESSION_REVOKED = "session.revoked"
 
@@ -53,11 +51,6 @@ class UserRegisteredData(UserData):
     email: str
 
 
-class LoginData(_Data):
-    user_id: str | None
-    ip: str | None = None
-
-
 class SessionData(_Data):
     user_id: str
     session_id: str
@@ -76,8 +69,6 @@ EVENT_DATA: dict[EventType, type[_Data]] = {
     EventType.USER_PASSWORD_CHANGED: UserSessionsRevokedData,
     EventType.USER_LOCKED: UserData,
     EventType.USER_DELETED: UserData,
-    EventType.LOGIN_SUCCEEDED: LoginData,
-    EventType.LOGIN_FAILED: LoginData,
     EventType.SESSION_CREATED: SessionData,
     EventType.SESSION_REVOKED: SessionRevokedData,
 }
@@ -87,8 +78,6 @@ EVENT_PRODUCER: dict[EventType, Producer] = {
     EventType.USER_PASSWORD_CHANGED: Producer.IDENTITY,
     EventType.USER_LOCKED: Producer.IDENTITY,
     EventType.USER_DELETED: Producer.IDENTITY,
-    EventType.LOGIN_SUCCEEDED: Producer.IDENTITY,
-    EventType.LOGIN_FAILED: Producer.IDENTITY,
     EventType.SESSION_CREATED: Producer.SESSION,
     EventType.SESSION_REVOKED: Producer.SESSION,
 }

@@ -12,6 +12,7 @@ from services.common.errors import ServiceUnavailable, ValidationFailed
 
 from .clients import IDENTITY
 from .errors import EmailTaken, InvalidCredentials, NotLoggedIn
+from .network import client_ip
 from .storage import SESSION_RECORD, USER_KEY
 
 logger = logging.getLogger("mflix.gateway.auth")
@@ -42,7 +43,7 @@ async def sign_up(
     request: web.Request, *, name: str, email: str, password: str
 ) -> dict[str, Any]:
     reply = await request.app[IDENTITY].register(
-        name=name, email=email, password=password
+        name=name, email=email, password=password, ip=client_ip(request)
     )
     if reply.status != 201:
         _raise_for_reply_error(reply.status, reply.body)
@@ -55,7 +56,9 @@ async def sign_up(
 async def log_in(
     request: web.Request, *, email: str, password: str, remember: bool
 ) -> dict[str, Any]:
-    reply = await request.app[IDENTITY].verify(email=email, password=password)
+    reply = await request.app[IDENTITY].verify(
+        email=email, password=password, ip=client_ip(request)
+    )
     if reply.status != 200:
         _raise_for_reply_error(reply.status, reply.body)
     user = reply.body["user"]

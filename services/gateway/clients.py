@@ -19,18 +19,25 @@ class IdentityClient:
     def __init__(self, client: InternalClient) -> None:
         self._client = client
 
-    async def register(self, *, name: str, email: str, password: str) -> Reply:
+    async def register(
+        self, *, name: str, email: str, password: str, ip: str | None
+    ) -> Reply:
         return await self._client.call(
             "POST",
             "/internal/v1/users",
-            {"name": name, "email": email, "password": password},
+            {"name": name, "email": email, "password": password, "ip": ip},
         )
 
-    async def verify(self, *, email: str, password: str) -> Reply:
+    async def verify(self, *, email: str, password: str, ip: str | None) -> Reply:
         return await self._client.call(
             "POST",
             "/internal/v1/credentials/verify",
-            {"email": email, "password": password},
+            {"email": email, "password": password, "ip": ip},
+        )
+
+    async def recent_activity(self, user_id: str) -> Reply:
+        return await self._client.call(
+            "GET", f"/internal/v1/users/{_segment(user_id)}/activity"
         )
 
     async def change_password(

@@ -9,7 +9,7 @@ from typing import Any
 import aiohttp_jinja2
 from aiohttp import web
 
-from services.common.errors import ApiError, ValidationFailed
+from services.common.errors import ApiError, ServiceUnavailable, ValidationFailed
 
 from .auth import (
     current_user,
@@ -172,9 +172,42 @@ async def account_page(
         "sessions": sessions,
         "fields": fields or {},
         "notice": notice or _notice(request.query.get("done")),
-        "activity": None,
+        "activity": await _activity_rows(request, user["id"]),
     }
     return render(request, "account.html", context, status=status)
+
+
+_ACTIVITY_LABELS = {
+    "signed_up": "Account created",
+    "login_succeeded": "Logged in",
+    "login_failed": "Failed login attempt",
+    "password_changed": "Password changed",
+    "session_revoked": "Device logged out",
+    "locked": "Account locked",
+}
+
+
+async def _activity_rows(
+    request: web.Request, user_id: str
+) -> list[dict[str, Any]] | None:
+    """Return the user's recent security activity, or None when it is unavailable."""
+    try:
+        reply = await request.app[IDENTITY].recent_activity(user_id)
+    except ServiceUnavailable:
+        return None
+    rows = []
+    for entry in reply.body.get("activity", []):
+        label = _ACTIVITY_LABELS.get(entry["kind"], entry["kind"])
+        if entry.get("ip"):
+            label = f"{label} from {entry['ip']}"
+        rows.append(
+            {
+                "label": label,
+                "occurred_at": entry["occurred_at"],
+                "when": _label(entry["occurred_at"]),
+            }
+        )
+    return rows
 
 
 _NOTICES = {

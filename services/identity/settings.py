@@ -19,3 +19,5 @@ class IdentitySettings(CommonSettings):
     # Number of threads hashing at once; 0 means one per CPU core.
     hash_workers: int = Field(0, ge=0, le=64)
     password_min_length: int = Field(8, ge=8, le=64)
+    # Seconds a pending event waits before another consumer claims it.
+    claim_idle: float = Field(30.0, gt=0)

@@ -114,3 +114,6 @@ class UserStore:
         except DuplicateKeyError:
             return False
         return True
+
+    async def delete_user(self, user_id: ObjectId) -> None:
+        await self.users.delete_one({"_id": user_id})

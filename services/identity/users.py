@@ -8,13 +8,15 @@ from datetime import datetime
 from typing import Any
 
 from bson import ObjectId
+from pymongo.errors import PyMongoError
 
 from services.common.clock import utc_now
 from services.common.errors import ValidationFailed
 from services.common.events import EventType, new_event
 
+from .activity import Activity, ActivityKind
 from .emails import InvalidEmail, email_key
-from .errors import EmailTaken, InvalidCredentials, UserNotFound
+from .errors import EmailTaken, IdentityError, InvalidCredentials, UserNotFound
 from .passwords import (
     PasswordHasher,
     WeakPassword,
@@ -72,12 +74,14 @@ class Users:
         self,
         store: UserStore,
         hasher: PasswordHasher,
+        activity: Activity,
         *,
         password_min_length: int,
         on_event: Callable[[], None] = lambda: None,
     ) -> None:
         self._store = store
         self._hasher = hasher
+        self._activity = activity
         self._min_length = password_min_length
         self._on_event = on_event
 
@@ -89,7 +93,21 @@ class Users:
             raise ValidationFailed(fields={field: str(error)}) from error
         return normalized
 
-    async def register(self, *, name: str, email: str, password: str) -> UserDocument:
+    async def _record(
+        self, user_id: str, kind: ActivityKind, *, ip: str | None = None
+    ) -> None:
+        # The activity list is informative: failing to extend it must not
+        # fail the login or change that it describes.
+        try:
+            await self._activity.record(user_id, kind, ip=ip)
+        except PyMongoError as error:
+            logger.warning(
+                "recording %s failed: %r", kind, error, extra={"user_id": user_id}
+            )
+
+    async def register(
+        self, *, name: str, email: str, password: str, ip: str | None = None
+    ) -> UserDocument:
         """Create a user; raise ValidationFailed or EmailTaken."""
         fields: dict[str, str] = {}
         name = name.strip()
@@ -128,9 +146,12 @@ class Users:
             raise EmailTaken() from error
         self._on_event()
         logger.info("user registered", extra={"user_id": str(user_id)})
+        await self._record(str(user_id), ActivityKind.SIGNED_UP, ip=ip)
         return user
 
-    async def verify_credentials(self, *, email: str, password: str) -> UserDocument:
+    async def verify_credentials(
+        self, *, email: str, password: str, ip: str | None = None
+    ) -> UserDocument:
         """Return the user whose password matches; raise InvalidCredentials otherwise.
 
         Unknown emails, locked users and wrong passwords all cost one bcrypt
@@ -160,10 +181,12 @@ class Users:
             raise InvalidCredentials()
         if not matched:
             logger.info("login failed: wrong password", extra={"user_id": user_id})
+            await self._record(user_id, ActivityKind.LOGIN_FAILED, ip=ip)
             raise InvalidCredentials()
 
         await self._upgrade_hash(credential, password)
         logger.info("credentials verified", extra={"user_id": user_id})
+        await self._record(user_id, ActivityKind.LOGIN_SUCCEEDED, ip=ip)
         return user
 
     async def _upgrade_hash(
@@ -237,23 +260,45 @@ class Users:
             )
         self._on_event()
         logger.info("password changed", extra={"user_id": user_id})
+        await self._record(user_id, ActivityKind.PASSWORD_CHANGED)
         return user
 
     async def lock(self, user_id: str, reason: str) -> None:
         """Lock a user out; ``user.locked`` revokes all of their sessions."""
         await self.get(user_id)
-        while True:
+        await self._insert_final_credential(
+            user_id, "locked", reason, EventType.USER_LOCKED
+        )
+        logger.info("user locked", extra={"user_id": user_id})
+        await self._record(user_id, ActivityKind.LOCKED)
+
+    async def delete(self, user_id: str) -> None:
+        """Delete a user; ``user.deleted`` revokes all of their sessions.
+
+        The locking credential, with its event, is stored before the user
+        document goes, so a crash in between still revokes every session.
+        """
+        user = await self.get(user_id)
+        await self._insert_final_credential(
+            user_id, "deleted", "user deleted", EventType.USER_DELETED
+        )
+        await self._store.delete_user(user["_id"])
+        await self._activity.delete_for_user(user_id)
+        logger.info("user deleted", extra={"user_id": user_id})
+
+    async def _insert_final_credential(
+        self, user_id: str, kind: str, reason: str, event_type: EventType
+    ) -> None:
+        # Retried on a version conflict: a concurrent change took the next
+        # version, and locking must win over it.
+        for _attempt in range(10):
             credential = await self._store.current_credential(user_id)
             version = credential["version"] + 1 if credential else 1
             locked = new_credential(
-                user_id,
-                version,
-                password_hash=None,
-                kind="locked",
-                locked_reason=reason,
+                user_id, version, password_hash=None, kind=kind, locked_reason=reason
             )
-            event = new_event(EventType.USER_LOCKED, {"user_id": user_id})
+            event = new_event(event_type, {"user_id": user_id})
             if await self._store.insert_credential(locked, event):
-                break
-        self._on_event()
-        logger.info("user locked", extra={"user_id": user_id})
+                self._on_event()
+                return
+        raise IdentityError(detail=f"could not lock user {user_id} after 10 attempts")

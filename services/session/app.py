@@ -9,6 +9,7 @@ from aiohttp import web
 from services.common.bus import (
     ConsumerOptions,
     GroupConsumer,
+    StreamTrimmer,
     consumer_name,
     create_redis,
     redis_check,
@@ -94,6 +95,7 @@ def _dependencies(settings: SessionSettings):  # type: ignore[no-untyped-def]
             "outbox_relay": relay.run,
             "identity_events": consumer.run,
             "sweeper": sweeper.run,
+            "stream_trimmer": StreamTrimmer(redis, stream).run,
         }
         async with background(tasks, once={"startup": startup.run}):
             yield
