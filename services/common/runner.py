@@ -50,6 +50,5 @@ def run_service(
         access_log=None,
         print=None,
         shutdown_timeout=SHUTDOWN_TIMEOUT,
-        reuse_port=True,
     )
     logger.info("%s stopped", service)

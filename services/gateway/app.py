@@ -32,6 +32,7 @@ from services.common.web import (
 )
 
 from . import api, pages
+from .auth import DEVICE_COOKIE, THROTTLE, device_cookie_middleware
 from .cache import SessionCache
 from .clients import IDENTITY, SESSIONS, IdentityClient, SessionClient
 from .csrf import CSRF_COOKIE, CSRF_SECRET, PUBLIC_ORIGIN, SECURE_COOKIES, csrf_token
@@ -40,6 +41,7 @@ from .invalidation import session_event_handler
 from .network import TRUSTED_PROXIES
 from .settings import GatewaySettings
 from .storage import SessionServiceStorage
+from .throttle import Limits, Throttle
 
 logger = logging.getLogger("mflix.gateway")
 
@@ -129,11 +131,13 @@ def create_app(settings: GatewaySettings) -> web.Application:
             error_middleware,
             session_middleware(storage),
             error_middleware,
+            device_cookie_middleware,
         ],
         client_max_size=MAX_BODY_BYTES,
     )
     app[CSRF_SECRET] = settings.secret_key.get_secret_value().encode()
     app[CSRF_COOKIE] = f"{prefix}mflix_csrf"
+    app[DEVICE_COOKIE] = f"{prefix}mflix_device"
     app[PUBLIC_ORIGIN] = settings.public_url
     app[SECURE_COOKIES] = settings.https
     app[TRUSTED_PROXIES] = list(settings.trusted_proxies)
@@ -174,6 +178,18 @@ def _dependencies(settings: GatewaySettings, cache: SessionCache):  # type: igno
             )
             app[IDENTITY] = identity
             app[SESSIONS] = sessions
+            app[THROTTLE] = Throttle(
+                redis,
+                prefix=settings.stream_prefix,
+                secret=settings.secret_key.get_secret_value().encode(),
+                limits=Limits(
+                    window=settings.login_window,
+                    account_failures=settings.login_account_failures,
+                    address_failures=settings.login_address_failures,
+                    max_lock=settings.login_max_lock,
+                    signups_per_address=settings.signups_per_address,
+                ),
+            )
             follower = StreamFollower(
                 redis,
                 stream=stream_name(settings.stream_prefix, Producer.SESSION),

@@ -9,11 +9,14 @@ from aiohttp import web
 from aiohttp_session import Session, get_session, new_session
 
 from services.common.errors import ServiceUnavailable, ValidationFailed
+from services.common.web import Handler
 
 from .clients import IDENTITY
+from .csrf import SECURE_COOKIES
 from .errors import EmailTaken, InvalidCredentials, NotLoggedIn
 from .network import client_ip
 from .storage import SESSION_RECORD, USER_KEY
+from .throttle import Throttle
 
 logger = logging.getLogger("mflix.gateway.auth")
 
@@ -39,9 +42,20 @@ async def _start_session(
     session["remember"] = remember
 
 
+THROTTLE = web.AppKey("throttle", Throttle)
+DEVICE_COOKIE = web.AppKey("device_cookie", str)
+# A device cookie to set on this response, after a successful login.
+_NEW_DEVICE = web.RequestKey("new_device_cookie", str)
+
+
+def _address(request: web.Request) -> str:
+    return client_ip(request) or "unknown"
+
+
 async def sign_up(
     request: web.Request, *, name: str, email: str, password: str
 ) -> dict[str, Any]:
+    await request.app[THROTTLE].check_signup(_address(request))
     reply = await request.app[IDENTITY].register(
         name=name, email=email, password=password, ip=client_ip(request)
     )
@@ -56,12 +70,23 @@ async def sign_up(
 async def log_in(
     request: web.Request, *, email: str, password: str, remember: bool
 ) -> dict[str, Any]:
+    throttle = request.app[THROTTLE]
+    account = throttle.account_key(email)
+    device = request.cookies.get(request.app[DEVICE_COOKIE])
+    trusted = throttle.device_matches(device, account)
+    await throttle.check_login(account, _address(request), trusted_device=trusted)
+
     reply = await request.app[IDENTITY].verify(
         email=email, password=password, ip=client_ip(request)
     )
+    if reply.status == 401:
+        await throttle.record_failure(account, _address(request))
     if reply.status != 200:
         _raise_for_reply_error(reply.status, reply.body)
     user = reply.body["user"]
+    await throttle.record_success(account)
+    if not trusted:
+        request[_NEW_DEVICE] = throttle.device_cookie(account)
     await _start_session(request, user, remember=remember)
     logger.info("logged in", extra={"user_id": user["id"], "remember": remember})
     return user
@@ -91,3 +116,32 @@ async def require_user(
     if not isinstance(user, dict) or record is None:
         raise NotLoggedIn()
     return session, user, record
+
+
+@web.middleware
+async def device_cookie_middleware(
+    request: web.Request, handler: Handler
+) -> web.StreamResponse:
+    """Send the device cookie that a successful login chose, on any response."""
+    try:
+        response = await handler(request)
+    except web.HTTPException as redirect:
+        _set_device_cookie(request, redirect)
+        raise
+    _set_device_cookie(request, response)
+    return response
+
+
+def _set_device_cookie(request: web.Request, response: web.StreamResponse) -> None:
+    value = request.get(_NEW_DEVICE)
+    if value:
+        # A year: the cookie only relaxes the per-account lock for this browser.
+        response.set_cookie(
+            request.app[DEVICE_COOKIE],
+            value,
+            max_age=365 * 24 * 3600,
+            path="/",
+            httponly=True,
+            samesite="Lax",
+            secure=request.app[SECURE_COOKIES],
+        )

@@ -9,7 +9,12 @@ from typing import Any
 import aiohttp_jinja2
 from aiohttp import web
 
-from services.common.errors import ApiError, ServiceUnavailable, ValidationFailed
+from services.common.errors import (
+    ApiError,
+    ServiceUnavailable,
+    TooManyRequests,
+    ValidationFailed,
+)
 
 from .auth import (
     current_user,
@@ -82,6 +87,12 @@ async def login_submit(request: web.Request) -> web.Response:
         return render(
             request, "login.html", {**context, "error": LOGIN_FAILED}, status=401
         )
+    except TooManyRequests as error:
+        response = render(
+            request, "login.html", {**context, "error": error.message}, status=429
+        )
+        response.headers.update(error.headers)
+        return response
     raise see_other(target)
 
 

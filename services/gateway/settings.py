@@ -39,6 +39,15 @@ class GatewaySettings(CommonSettings):
     # checked again; revocations reach every process sooner via events.
     cache_ttl: float = Field(1.0, ge=0, le=1.0)
     cache_size: int = Field(100_000, ge=0)
+    # Failed logins are counted over this many seconds.
+    login_window: int = Field(900, ge=1)
+    # Failures per account, and per client address, before locks begin.
+    login_account_failures: int = Field(5, ge=1)
+    login_address_failures: int = Field(20, ge=1)
+    # Longest lock, in seconds; locks double from 1 s up to it.
+    login_max_lock: float = Field(300.0, ge=1)
+    # Signups allowed per client address per hour.
+    signups_per_address: int = Field(10, ge=1)
     # Proxies whose X-Forwarded-For is trusted, as addresses or networks.
     trusted_proxies: Annotated[list[Network], NoDecode] = Field(default_factory=list)
 

@@ -166,6 +166,10 @@ class Stack:
             MFLIX_GATEWAY_PUBLIC_URL=self.url("gateway"),
             MFLIX_GATEWAY_IDENTITY_URL=self.url("identity"),
             MFLIX_GATEWAY_SESSION_URL=self.url("session"),
+            # Every test client comes from 127.0.0.1: only the throttling
+            # tests may run into the address limits.
+            MFLIX_GATEWAY_SIGNUPS_PER_ADDRESS="100000",
+            MFLIX_GATEWAY_LOGIN_ADDRESS_FAILURES="100000",
         )
         environment.update(self.settings)
         return environment

@@ -1,0 +1,154 @@
+"""Throttling of failed logins and of signups, shared by all gateway processes.
+
+Failed logins are counted per account and per client address in Redis,
+within a sliding window. Past a threshold each further failure locks the
+key for a growing delay (doubling, capped), during which logins for it are
+answered 429 without checking the password. The account lock is skipped
+for a browser that holds a device cookie from an earlier successful login
+to that account (OWASP: "Slow Down Online Guessing Attacks with Device
+Cookies"), so an attacker cannot lock the real user out; the address
+limit still applies to everybody.
+
+If Redis is unreachable, throttling is skipped and logged: bcrypt's cost
+still bounds guessing, and logins keep working.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import logging
+import math
+import secrets
+import unicodedata
+from dataclasses import dataclass
+
+from redis.asyncio import Redis
+from redis.exceptions import RedisError
+
+from services.common.errors import TooManyRequests
+
+logger = logging.getLogger("mflix.gateway.throttle")
+
+
+@dataclass(frozen=True, kw_only=True)
+class Limits:
+    """Throttling thresholds; times in seconds."""
+
+    window: int = 900
+    account_failures: int = 5
+    address_failures: int = 20
+    first_lock: float = 1.0
+    max_lock: float = 300.0
+    signups_per_address: int = 10
+    signup_window: int = 3600
+
+
+class Throttle:
+    def __init__(
+        self, redis: Redis, *, prefix: str, secret: bytes, limits: Limits
+    ) -> None:
+        self._redis = redis
+        self._prefix = f"{prefix}:throttle"
+        self._secret = secret
+        self._limits = limits
+
+    def account_key(self, email: str) -> str:
+        """Return a keyed hash of the typed address: no address is stored in Redis."""
+        normalized = unicodedata.normalize("NFKC", email.strip()).casefold()
+        digest = hmac.new(
+            self._secret, normalized.encode("utf-8", "replace"), hashlib.sha256
+        )
+        return digest.hexdigest()[:32]
+
+    def device_cookie(self, account: str) -> str:
+        """Return a new device cookie value that vouches for ``account``."""
+        nonce = secrets.token_urlsafe(16)
+        return f"{nonce}.{self._sign(account, nonce)}"
+
+    def device_matches(self, cookie: str | None, account: str) -> bool:
+        if not cookie or cookie.count(".") != 1:
+            return False
+        nonce, signature = cookie.split(".")
+        return hmac.compare_digest(signature, self._sign(account, nonce))
+
+    def _sign(self, account: str, nonce: str) -> str:
+        message = f"device:{account}:{nonce}".encode()
+        return hmac.new(self._secret, message, hashlib.sha256).hexdigest()[:32]
+
+    async def check_login(
+        self, account: str, address: str, *, trusted_device: bool
+    ) -> None:
+        """Raise TooManyRequests while the address, or the account, is locked."""
+        keys = [self._lock_key("address", address)]
+        if not trusted_device:
+            keys.append(self._lock_key("account", account))
+        try:
+            waits = [await self._redis.pttl(key) for key in keys]
+        except RedisError as error:
+            logger.warning("login throttle unavailable, not throttling: %r", error)
+            return
+        wait_ms = max(waits)
+        if wait_ms > 0:
+            logger.warning("login throttled for %d ms", wait_ms)
+            raise _too_many(wait_ms / 1000)
+
+    async def record_failure(self, account: str, address: str) -> None:
+        try:
+            await self._count_failure("account", account, self._limits.account_failures)
+            await self._count_failure("address", address, self._limits.address_failures)
+        except RedisError as error:
+            logger.warning("login throttle unavailable, failure not counted: %r", error)
+
+    async def record_success(self, account: str) -> None:
+        try:
+            await self._redis.delete(
+                self._count_key("account", account), self._lock_key("account", account)
+            )
+        except RedisError as error:
+            logger.warning(
+                "login throttle unavailable, success not recorded: %r", error
+            )
+
+    async def check_signup(self, address: str) -> None:
+        """Count a signup from ``address``; raise TooManyRequests past the limit."""
+        key = f"{self._prefix}:signup:{address}"
+        try:
+            async with self._redis.pipeline(transaction=True) as pipe:
+                pipe.set(key, 0, ex=self._limits.signup_window, nx=True)
+                pipe.incr(key)
+                pipe.ttl(key)
+                _created, count, ttl = await pipe.execute()
+        except RedisError as error:
+            logger.warning("signup throttle unavailable, not throttling: %r", error)
+            return
+        if count > self._limits.signups_per_address:
+            logger.warning("signup throttled for this address")
+            raise _too_many(max(ttl, 1))
+
+    def _count_key(self, kind: str, value: str) -> str:
+        return f"{self._prefix}:login-failures:{kind}:{value}"
+
+    def _lock_key(self, kind: str, value: str) -> str:
+        return f"{self._prefix}:login-lock:{kind}:{value}"
+
+    async def _count_failure(self, kind: str, value: str, threshold: int) -> None:
+        count_key = self._count_key(kind, value)
+        async with self._redis.pipeline(transaction=True) as pipe:
+            pipe.set(count_key, 0, ex=self._limits.window, nx=True)
+            pipe.incr(count_key)
+            _created, count = await pipe.execute()
+        if count < threshold:
+            return
+        delay = min(
+            self._limits.first_lock * 2 ** (count - threshold), self._limits.max_lock
+        )
+        await self._redis.set(self._lock_key(kind, value), 1, px=int(delay * 1000))
+
+
+def _too_many(seconds: float) -> TooManyRequests:
+    retry_after = max(1, math.ceil(seconds))
+    return TooManyRequests(
+        f"Too many attempts. Try again in {retry_after} seconds.",
+        headers={"Retry-After": str(retry_after)},
+    )
