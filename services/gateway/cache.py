@@ -51,6 +51,9 @@ class SessionCache:
         self._clock = clock
         self._entries: OrderedDict[str, CachedSession] = OrderedDict()
         self._keys_by_session: dict[str, str] = {}
+        # When each key or session id was last dropped. A lookup that started
+        # before a drop must not put its (now stale) answer back afterwards.
+        self._dropped: OrderedDict[str, float] = OrderedDict()
 
     def __len__(self) -> int:
         return len(self._entries)
@@ -61,15 +64,27 @@ class SessionCache:
             return None
         now = self._clock()
         if now - entry.fetched_at >= self._ttl or now >= entry.expires_at:
-            self.drop_key(key)
+            self._remove(key)
             return None
         return entry.session
 
-    def put(self, key: str, session: dict[str, Any]) -> None:
+    def now(self) -> float:
+        return self._clock()
+
+    def put(self, key: str, session: dict[str, Any], *, fetched_at: float) -> None:
+        """Cache a session that a lookup started at ``fetched_at`` returned.
+
+        Ignored when the key or the session was dropped after that moment,
+        so a lookup racing a logout cannot revive the session here.
+        """
         if self._ttl <= 0 or self._max_entries <= 0:
             return
-        self.drop_key(key)
-        entry = CachedSession(session, self._clock(), session_deadline(session))
+        self._forget_old_drops()
+        for dropped in (key, str(session["id"])):
+            if self._dropped.get(dropped, float("-inf")) >= fetched_at:
+                return
+        self._remove(key)
+        entry = CachedSession(session, fetched_at, session_deadline(session))
         self._entries[key] = entry
         self._keys_by_session[entry.session_id] = key
         while len(self._entries) > self._max_entries:
@@ -78,14 +93,32 @@ class SessionCache:
                 del self._keys_by_session[oldest.session_id]
 
     def drop_key(self, key: str) -> None:
-        entry = self._entries.pop(key, None)
-        if entry is not None:
-            self._keys_by_session.pop(entry.session_id, None)
+        self._mark_dropped(key)
+        self._remove(key)
 
     def drop_session(self, session_id: str) -> bool:
         """Drop the entry of a public session id; True when one was cached."""
+        self._mark_dropped(session_id)
         key = self._keys_by_session.pop(session_id, None)
         if key is None:
             return False
         self._entries.pop(key, None)
         return True
+
+    def _remove(self, key: str) -> None:
+        entry = self._entries.pop(key, None)
+        if entry is not None:
+            self._keys_by_session.pop(entry.session_id, None)
+
+    def _mark_dropped(self, name: str) -> None:
+        self._dropped.pop(name, None)
+        self._dropped[name] = self._clock()
+
+    def _forget_old_drops(self) -> None:
+        # A lookup older than the TTL would be expired at once anyway.
+        horizon = self._clock() - max(self._ttl, 1.0) - 5.0
+        while self._dropped:
+            name, when = next(iter(self._dropped.items()))
+            if when >= horizon:
+                break
+            del self._dropped[name]

@@ -6,7 +6,7 @@ import re
 from urllib.parse import unquote, urlsplit
 
 DEFAULT_NEXT = "/"
-_SAFE_PATH = re.compile(r"^/[A-Za-z0-9\-._~!$&'()*+,;=:@/%?]*$")
+_SAFE_PATH = re.compile(r"^/[A-Za-z0-9\-._~!$&'()*+,;=:@/%?#]*$")
 
 
 def safe_next(candidate: object) -> str:

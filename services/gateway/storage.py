@@ -87,10 +87,11 @@ class SessionServiceStorage(AbstractStorage):
         cached = self._cache.get(key)
         if cached is not None:
             return cached
+        started = self._cache.now()
         reply = await request.app[SESSIONS].resolve(token)
         if reply.ok:
             record = reply.body["session"]
-            self._cache.put(key, record)
+            self._cache.put(key, record, fetched_at=started)
             return record
         error = reply.body.get("error", {})
         logger.warning(
@@ -158,7 +159,7 @@ class SessionServiceStorage(AbstractStorage):
     ) -> None:
         record = body["session"]
         request[SESSION_RECORD] = record
-        self._cache.put(cache_key(body["token"]), record)
+        self._cache.put(cache_key(body["token"]), record, fetched_at=self._cache.now())
         # Without "remember me" the cookie ends with the browser session;
         # with it, the cookie lives exactly as long as the session may.
         remember = record.get("remember", False)
