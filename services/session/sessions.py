@@ -131,12 +131,14 @@ class Sessions:
     ) -> tuple[str, SessionDocument]:
         """Start a session with a new token; return the token and the session.
 
-        A ``previous_token`` is revoked as rotated and its data is carried
-        over, under the new values, so pre-login data survives the login.
+        A ``previous_token`` is revoked as rotated; if it belonged to the same
+        user, its data is carried over under the new values.
         """
         if previous_token and is_well_formed(previous_token):
             previous = await self._revoke_token(previous_token, RevokeReason.ROTATED)
-            if previous is not None:
+            # Data is carried over only within one user: logging in as
+            # someone else in the same browser starts from a clean session.
+            if previous is not None and previous["user_id"] == user["id"]:
                 data = {**decode_data(previous.get("data")), **data}
         return await self._insert(
             user=user, remember=remember, client=client, data=data

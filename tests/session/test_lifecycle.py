@@ -239,3 +239,33 @@ async def test_sweeper_removes_expired_sessions(
     assert status == 404
     assert body["error"]["reason"] == "unknown"
     assert "swept 1 expired sessions" in sweeping.logs()
+
+
+async def test_login_as_other_user_does_not_inherit_data(
+    http: aiohttp.ClientSession, stack: Stack
+) -> None:
+    token, _session = await create_session(
+        http, stack, user_id="first", data={"cart": 3}
+    )
+
+    _new_token, second = await create_session(
+        http, stack, user_id="second", previous_token=token
+    )
+    old_status, _ = await resolve(http, stack, token)
+
+    assert second["data"] == {}
+    assert old_status == 404
+
+
+async def test_relogin_as_same_user_keeps_data(
+    http: aiohttp.ClientSession, stack: Stack
+) -> None:
+    token, _session = await create_session(
+        http, stack, user_id="same", data={"cart": 3}
+    )
+
+    _new_token, again = await create_session(
+        http, stack, user_id="same", previous_token=token
+    )
+
+    assert again["data"] == {"cart": 3}
