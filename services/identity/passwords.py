@@ -7,6 +7,7 @@ rules, and a check against a list of commonly used and breached passwords.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import logging
 import os
 import re
@@ -99,14 +100,18 @@ class PasswordHasher:
     async def verify(self, password: str, password_hash: str | None) -> bool:
         """Check a password; a missing or unusable hash costs one hash and fails."""
         loop = asyncio.get_running_loop()
+        # The context carries the request id into the log lines of the thread.
+        context = contextvars.copy_context()
         return await loop.run_in_executor(
-            self._executor, self._verify_blocking, password, password_hash
+            self._executor, context.run, self._verify_blocking, password, password_hash
         )
 
     def _verify_blocking(self, password: str, password_hash: str | None) -> bool:
         secret = password.encode("utf-8")
         usable = password_hash is not None and is_bcrypt_hash(password_hash)
         if len(secret) > MAX_PASSWORD_BYTES or not usable:
+            if password_hash is not None and not usable:
+                logger.warning("stored password hash is unusable, login refused")
             self._burn(secret[:MAX_PASSWORD_BYTES])
             return False
         assert password_hash is not None

@@ -5,14 +5,17 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import aiohttp
 import bcrypt
+import pytest
+from pymongo import AsyncMongoClient
 from pymongo.asynchronous.database import AsyncDatabase
 
-from tests.support.flows import api_login
-from tests.support.processes import ROOT, Stack
+from tests.support.flows import api_login, api_signup
+from tests.support.processes import ROOT, Stack, with_database
 
 EXPORT = Path(__file__).parents[1] / "data" / "mflix-users.jsonl"
 
@@ -141,3 +144,70 @@ def test_import_of_missing_file_exits_2(stack: Stack, tmp_path: Path) -> None:
 
     assert result.returncode == 2
     assert "no such file" in result.stderr
+
+
+async def test_login_upgrades_outdated_hash_cost(
+    make_stack: Callable[..., Stack], mongodb_url: str, tmp_path: Path
+) -> None:
+    stack = make_stack(MFLIX_IDENTITY_BCRYPT_COST="5")
+    hashed = bcrypt.hashpw(b"popcorn at midnight", bcrypt.gensalt(4)).decode()
+    export = tmp_path / "users.jsonl"
+    export.write_text(
+        json.dumps({"name": "Old", "email": "old@example.com", "password": hashed})
+        + "\n"
+    )
+    run_import(stack, export)
+
+    async with aiohttp.ClientSession() as client:
+        first = await api_login(client, stack, "old@example.com", "popcorn at midnight")
+        second = await api_login(
+            client, stack, "old@example.com", "popcorn at midnight"
+        )
+    client_db: AsyncMongoClient = AsyncMongoClient(
+        with_database(mongodb_url, stack.database)
+    )
+    credentials = await client_db.get_default_database().credentials.find({}).to_list()
+    await client_db.close()
+
+    assert first.status == 200
+    assert second.status == 200
+    assert sorted(c["password_hash"][:7] for c in credentials) == ["$2b$04$", "$2b$05$"]
+
+
+async def test_signup_stores_cost_12_hash_by_default(
+    make_stack: Callable[..., Stack], mongodb_url: str, email: str
+) -> None:
+    stack = make_stack(MFLIX_IDENTITY_BCRYPT_COST="12")
+
+    async with aiohttp.ClientSession() as client:
+        response = await api_signup(client, stack, email)
+    client_db: AsyncMongoClient = AsyncMongoClient(
+        with_database(mongodb_url, stack.database)
+    )
+    credentials = await client_db.get_default_database().credentials.find({}).to_list()
+    await client_db.close()
+
+    assert response.status == 201
+    assert [c["password_hash"][:7] for c in credentials] == ["$2b$12$"]
+
+
+@pytest.mark.parametrize("stored", ["", "garbage", "$2b$31$" + "a" * 53])
+async def test_unusable_stored_hash_answers_401_and_logs(
+    make_stack: Callable[..., Stack], mongodb_url: str, email: str, stored: str
+) -> None:
+    stack = make_stack()
+    async with aiohttp.ClientSession() as client:
+        await api_signup(client, stack, email)
+    client_db: AsyncMongoClient = AsyncMongoClient(
+        with_database(mongodb_url, stack.database)
+    )
+    await client_db.get_default_database().credentials.update_many(
+        {}, {"$set": {"password_hash": stored}}
+    )
+    await client_db.close()
+
+    async with aiohttp.ClientSession() as client:
+        response = await api_login(client, stack, email)
+
+    assert response.status == 401
+    assert "stored password hash is unusable" in stack.logs()
