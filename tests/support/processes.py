@@ -59,14 +59,16 @@ def with_database(url: str, name: str) -> str:
     return urlunsplit((parts.scheme, parts.netloc, f"/{name}", parts.query, ""))
 
 
-def start_ferretdb(directory: Path) -> tuple[subprocess.Popen[bytes], str]:
+def start_ferretdb(
+    directory: Path, port: int | None = None
+) -> tuple[subprocess.Popen[bytes], str]:
     if not FERRETDB.exists():
         raise RuntimeError(
             f"{FERRETDB} is missing: run deploy/local/install-ferretdb.sh"
         )
     directory.mkdir(parents=True, exist_ok=True)
-    port = free_port()
-    log = open(directory / "ferretdb.log", "wb")  # noqa: SIM115
+    port = port or free_port()
+    log = open(directory / "ferretdb.log", "ab")  # noqa: SIM115
     process = subprocess.Popen(
         [
             str(FERRETDB),
