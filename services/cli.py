@@ -109,16 +109,21 @@ def _parser() -> argparse.ArgumentParser:
     letters = commands.add_parser(
         "dead-letters", help="list or replay events that consumers failed to handle"
     )
-    letters.add_argument("action", choices=["list", "replay"])
-    letters.add_argument(
-        "--group",
-        choices=[group.value for group in ConsumerGroup],
-        default=ConsumerGroup.SESSION.value,
-        help="the consuming service whose dead letters to use (default: session)",
+    actions = letters.add_subparsers(dest="action", required=True)
+    listing = actions.add_parser("list", help="show the dead letters of a group")
+    replay = actions.add_parser(
+        "replay", help="append dead letters to their stream again"
     )
-    letters.add_argument(
+    replay.add_argument(
         "ids", nargs="*", help="dead-letter ids to replay (default: all)"
     )
+    for action in (listing, replay):
+        action.add_argument(
+            "--group",
+            choices=[group.value for group in ConsumerGroup],
+            default=ConsumerGroup.SESSION.value,
+            help="the consuming service whose dead letters to use (default: session)",
+        )
     return parser
 
 
@@ -146,7 +151,8 @@ def _run(args: argparse.Namespace) -> int:
             _lock_or_delete(args.email, action, getattr(args, "reason", ""))
         )
     if args.command == "dead-letters":
-        return asyncio.run(_dead_letters(args.action, args.group, args.ids))
+        ids = getattr(args, "ids", [])
+        return asyncio.run(_dead_letters(args.action, args.group, ids))
     if args.command == "import-users":
         if not args.file.is_file():
             print(f"mflix-auth: {args.file}: no such file", file=sys.stderr)

@@ -16,6 +16,7 @@ from typing import Any
 
 from aiohttp import web
 from aiohttp_session import AbstractStorage, Session, get_session
+from prometheus_client import Counter
 
 from services.common.errors import ApiError, ServiceUnavailable
 
@@ -24,6 +25,17 @@ from .clients import SESSIONS
 from .network import client_ip
 
 logger = logging.getLogger("mflix.gateway.storage")
+
+CACHE_LOOKUPS = Counter(
+    "mflix_gateway_session_cache_lookups_total",
+    "Session lookups in the gateway cache, by result (hit or miss).",
+    ["result"],
+)
+REJECTED_COOKIES = Counter(
+    "mflix_gateway_rejected_session_cookies_total",
+    "Session cookies the session service did not accept, by reason.",
+    ["reason"],
+)
 
 USER_KEY = "user"
 # The resolved session record (id, times, device) of the current request.
@@ -86,7 +98,9 @@ class SessionServiceStorage(AbstractStorage):
         key = cache_key(token)
         cached = self._cache.get(key)
         if cached is not None:
+            CACHE_LOOKUPS.labels("hit").inc()
             return cached
+        CACHE_LOOKUPS.labels("miss").inc()
         started = self._cache.now()
         reply = await request.app[SESSIONS].resolve(token)
         if reply.ok:
@@ -94,10 +108,9 @@ class SessionServiceStorage(AbstractStorage):
             self._cache.put(key, record, fetched_at=started)
             return record
         error = reply.body.get("error", {})
-        logger.warning(
-            "session cookie rejected: %s",
-            error.get("reason", reply.error_code or reply.status),
-        )
+        reason = str(error.get("reason", reply.error_code or reply.status))
+        REJECTED_COOKIES.labels(reason).inc()
+        logger.warning("session cookie rejected: %s", reason)
         return None
 
     async def save_session(
