@@ -13,6 +13,7 @@ from services.common.errors import ApiError, NotFound, ValidationFailed
 from services.common.validation import read_json, reject_unencodable
 
 from .auth import log_in, log_out, require_user, sign_up
+from .cache import CACHE
 from .clients import IDENTITY, SESSIONS
 from .csrf import cross_site
 from .errors import CrossSiteRequest
@@ -122,6 +123,7 @@ async def delete_session(request: web.Request) -> web.Response:
     reply = await request.app[SESSIONS].revoke_for_user(user["id"], session_id)
     if reply.status == 404:
         raise NotFound("The session was not found.")
+    request.app[CACHE].drop_session(session_id)
     return web.Response(status=204)
 
 

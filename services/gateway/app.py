@@ -33,7 +33,7 @@ from services.common.web import (
 
 from . import api, pages
 from .auth import DEVICE_COOKIE, THROTTLE, device_cookie_middleware
-from .cache import SessionCache
+from .cache import CACHE, SessionCache
 from .clients import IDENTITY, SESSIONS, IdentityClient, SessionClient
 from .csrf import CSRF_COOKIE, CSRF_SECRET, PUBLIC_ORIGIN, SECURE_COOKIES, csrf_token
 from .headers import security_headers_middleware
@@ -135,6 +135,7 @@ def create_app(settings: GatewaySettings) -> web.Application:
         ],
         client_max_size=MAX_BODY_BYTES,
     )
+    app[CACHE] = cache
     app[CSRF_SECRET] = settings.secret_key.get_secret_value().encode()
     app[CSRF_COOKIE] = f"{prefix}mflix_csrf"
     app[DEVICE_COOKIE] = f"{prefix}mflix_device"

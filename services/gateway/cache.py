@@ -15,8 +15,11 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from aiohttp import web
+
 
 def cache_key(token: str) -> str:
+    """Return the cache key of a token: its SHA-256, so no token is kept twice."""
     return hashlib.sha256(token.encode("ascii", "replace")).hexdigest()
 
 
@@ -122,3 +125,6 @@ class SessionCache:
             if when >= horizon:
                 break
             del self._dropped[name]
+
+
+CACHE = web.AppKey("session_cache", SessionCache)

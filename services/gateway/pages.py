@@ -23,6 +23,7 @@ from .auth import (
     require_user,
     sign_up,
 )
+from .cache import CACHE
 from .clients import IDENTITY, SESSIONS
 from .csrf import cross_site, csrf_token, form_token_valid, set_csrf_cookie
 from .devices import device_label
@@ -242,13 +243,18 @@ async def revoke_session_submit(request: web.Request) -> web.Response:
     session_id = request.match_info["session_id"]
     if session_id != record["id"]:
         await request.app[SESSIONS].revoke_for_user(user["id"], session_id)
+        # Effective at once in this process; other gateways learn it from
+        # the session.revoked event.
+        request.app[CACHE].drop_session(session_id)
     raise see_other("/account?done=revoked")
 
 
 async def revoke_others_submit(request: web.Request) -> web.Response:
     await read_checked_form(request)
     _session, user, record = await _require_page_user(request)
-    await request.app[SESSIONS].revoke_others(user["id"], record["id"])
+    reply = await request.app[SESSIONS].revoke_others(user["id"], record["id"])
+    for session_id in reply.body.get("revoked", []):
+        request.app[CACHE].drop_session(session_id)
     raise see_other("/account?done=revoked-others")
 
 

@@ -115,12 +115,12 @@ async def revoke_user_session(request: web.Request) -> web.Response:
 
 async def revoke_user_sessions(request: web.Request) -> web.Response:
     body = await read_json(request, RevokeAllRequest)
-    count = await request.app[SESSIONS].revoke_all_for_user(
+    revoked = await request.app[SESSIONS].revoke_all_for_user(
         request.match_info["user_id"],
         RevokeReason.REVOKED_BY_USER,
         keep_session_id=body.keep_session_id,
     )
-    return web.json_response({"revoked": count})
+    return web.json_response({"revoked": revoked})
 
 
 def add_routes(app: web.Application) -> None:

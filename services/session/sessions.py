@@ -333,19 +333,21 @@ class Sessions:
         *,
         keep_session_id: str | None = None,
         created_before: datetime | None = None,
-    ) -> int:
+    ) -> list[str]:
         """Revoke every live session of a user but ``keep_session_id``; idempotent.
+
+        Returns the public ids of the sessions this call revoked.
 
         With ``created_before``, sessions created at or after that time are
         kept: a password change must not end the session that the same
         change rotated into existence.
         """
-        count = 0
+        revoked = []
         for document in await self.list_for_user(user_id):
             if document["session_id"] == keep_session_id:
                 continue
             if created_before is not None and document["created_at"] >= created_before:
                 continue
             if await self._revoke_document(document, reason):
-                count += 1
-        return count
+                revoked.append(document["session_id"])
+        return revoked

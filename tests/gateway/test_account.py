@@ -7,7 +7,14 @@ from collections.abc import Callable
 
 import aiohttp
 
-from tests.support.flows import COOKIE, PASSWORD, api_login, api_signup, me_status
+from tests.support.flows import (
+    COOKIE,
+    PASSWORD,
+    api_login,
+    api_signup,
+    form_csrf_token,
+    me_status,
+)
 from tests.support.processes import Stack
 
 NEW_PASSWORD = "butter on the popcorn"
@@ -153,3 +160,45 @@ async def test_logout_racing_requests_never_answer_5xx(
     statuses = [r for r in results if isinstance(r, int)]
     assert all(status in {200, 401} for status in statuses)
     assert after == 401
+
+
+async def test_revoked_device_is_refused_at_once_by_same_gateway(
+    stack: Stack, new_client: Callable[[], aiohttp.ClientSession], email: str
+) -> None:
+    laptop, phone = new_client(), new_client()
+    await api_signup(laptop, stack, email)
+    await api_login(phone, stack, email)
+    async with phone.get(f"{stack.url()}/api/v1/me") as me:
+        phone_session = (await me.json())["session"]["id"]
+
+    async with laptop.delete(
+        f"{stack.url()}/api/v1/sessions/{phone_session}"
+    ) as response:
+        await response.read()
+    immediately = await me_status(phone, stack)
+
+    assert response.status == 204
+    assert immediately == 401
+
+
+async def test_revoke_others_form_is_effective_at_once(
+    stack: Stack, new_client: Callable[[], aiohttp.ClientSession], email: str
+) -> None:
+    laptop = aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True))
+    phone = new_client()
+    await api_signup(laptop, stack, email)
+    await api_login(phone, stack, email)
+    assert await me_status(phone, stack) == 200
+    token = await form_csrf_token(laptop, f"{stack.url()}/account")
+
+    async with laptop.post(
+        f"{stack.url()}/account/sessions/revoke-others",
+        data={"csrf_token": token},
+        allow_redirects=False,
+    ) as response:
+        await response.read()
+    immediately = await me_status(phone, stack)
+    await laptop.close()
+
+    assert response.status == 303
+    assert immediately == 401
