@@ -15,10 +15,11 @@ from playwright.async_api import Browser, async_playwright
 
 from tests.support.processes import ARTIFACTS
 
-# Playwright names this path when it is missing: apt-get install chromium.
+# Playwright's launch error names this path when it is missing, and
+# `apt-get install chromium` provides it.
 CHROMIUM = "/usr/bin/chromium"
-# QUIC, background networking, component updates and sync are off so the
-# browser makes no requests except those of the pages under test.
+# The last three flags turn off Chromium's own background requests (component
+# updates, sync and other background networking), which the tests never start.
 CHROMIUM_ARGS = (
     "--no-sandbox",
     "--disable-gpu",
