@@ -286,6 +286,9 @@ class GroupConsumer:
     async def _dead_letter(
         self, entry_id: str, fields: dict[bytes, bytes], error: str
     ) -> None:
+        # Validation errors span several lines. Joining them keeps each
+        # letter on one line of `mflix-auth dead-letters list`.
+        error = " ".join(error.split())
         record = {
             b"stream": self._stream.encode(),
             b"entry_id": entry_id.encode(),
@@ -319,12 +322,14 @@ class StreamFollower:
         self._stream = stream
         self._handler = handler
         self._block_ms = int(block * 1000)
-        self._last_id = "$"
+        self._last_id: str | None = None
 
     async def run(self) -> None:
         failures = 0
         while True:
             try:
+                if self._last_id is None:
+                    self._last_id = await self._newest_id()
                 response = await self._redis.xread(
                     {self._stream: self._last_id}, block=self._block_ms, count=200
                 )
@@ -346,6 +351,20 @@ class StreamFollower:
                 for entry_id, fields in entries:
                     self._last_id = _decode(entry_id)
                     await self._dispatch(fields)
+
+    async def _newest_id(self) -> str:
+        """Return the id of the stream's newest entry, or "0-0" without a stream.
+
+        Reading from "$" instead would skip every entry appended between
+        one XREAD that returned nothing and the next XREAD.
+        """
+        try:
+            info = await self._redis.xinfo_stream(self._stream)
+        except ResponseError as error:
+            if "no such key" not in str(error).lower():
+                raise
+            return "0-0"
+        return _decode(info["last-generated-id"])
 
     async def _dispatch(self, fields: dict[bytes, bytes]) -> None:
         try:

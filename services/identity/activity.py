@@ -109,7 +109,9 @@ def session_event_handler(activity: Activity):  # type: ignore[no-untyped-def]
         if envelope.type is not EventType.SESSION_REVOKED:
             return
         reason = envelope.data["reason"]
-        if reason == "rotated":
+        # A rotation is no logout. A deleted user's activity was removed
+        # with the user, and an entry recorded now would outlive the user.
+        if reason in {"rotated", "user_deleted"}:
             return
         await activity.record(
             envelope.data["user_id"],

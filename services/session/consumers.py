@@ -29,12 +29,21 @@ def identity_event_handler(sessions: Sessions):  # type: ignore[no-untyped-def]
             return
         user_id = envelope.data["user_id"]
         keep = envelope.data.get("keep_session_id")
-        count = await sessions.revoke_all_for_user(
-            user_id, reason, keep_session_id=keep, created_before=envelope.occurred_at
+        # Only a password change spares sessions created after it, so that
+        # the session it rotated into existence survives. A lock or a
+        # deletion also ends a session created after the event, such as one
+        # whose login passed the password check just before the lock.
+        created_before = (
+            envelope.occurred_at
+            if envelope.type is EventType.USER_PASSWORD_CHANGED
+            else None
+        )
+        revoked = await sessions.revoke_all_for_user(
+            user_id, reason, keep_session_id=keep, created_before=created_before
         )
         logger.info(
             "revoked %d sessions after %s",
-            count,
+            len(revoked),
             envelope.type,
             extra={"user_id": user_id},
         )
