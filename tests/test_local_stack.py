@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -15,6 +17,11 @@ from tests.support.flows import COOKIE, api_signup, me_status
 from tests.support.processes import ARTIFACTS, ROOT, free_port, wait_for_ready
 
 RUN_SCRIPT = ROOT / "deploy" / "local" / "run.sh"
+
+
+def port_open(port: int) -> bool:
+    with socket.socket() as probe:
+        return probe.connect_ex(("127.0.0.1", port)) == 0
 
 
 class LocalStack:
@@ -63,6 +70,16 @@ class LocalStack:
         )
         wait_for_ready(self.url() + "/readyz", timeout=60)
 
+    def listening_ports(self, attempts: int = 50) -> list[str]:
+        """Return the services still listening, waiting up to 5 s for them to go."""
+        listening: list[str] = []
+        for _ in range(attempts):
+            listening = [name for name, port in self.ports.items() if port_open(port)]
+            if not listening:
+                break
+            time.sleep(0.1)
+        return listening
+
     def kill_group(self, sig: int) -> None:
         assert self.process is not None
         os.killpg(self.process.pid, sig)
@@ -88,11 +105,13 @@ async def test_cookie_survives_sigkill_of_whole_stack(
     token = signup.cookies[COOKIE].value
 
     local_stack.kill_group(signal.SIGKILL)
+    survivors = local_stack.listening_ports()
     local_stack.start()
 
     async with aiohttp.ClientSession(cookies={COOKIE: token}) as same_browser:
         status = await me_status(same_browser, local_stack)
     assert signup.status == 201
+    assert survivors == []
     assert status == 200
 
 

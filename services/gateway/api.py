@@ -9,15 +9,15 @@ from typing import Annotated, Any
 from aiohttp import web
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
-from services.common.errors import ApiError, NotFound, ValidationFailed
+from services.common.errors import NotFound
 from services.common.validation import read_json, reject_unencodable
 
+from . import auth
 from .auth import log_in, log_out, require_user, sign_up
 from .cache import CACHE
-from .clients import IDENTITY, SESSIONS
+from .clients import SESSIONS
 from .csrf import cross_site
 from .errors import CrossSiteRequest
-from .storage import rotate_session
 
 logger = logging.getLogger("mflix.gateway.api")
 
@@ -131,17 +131,9 @@ async def change_password(request: web.Request) -> web.Response:
     reject_cross_site(request)
     _session, user, record = await require_user(request)
     body = await read_json(request, PasswordBody)
-    reply = await request.app[IDENTITY].change_password(
-        user["id"],
-        current=body.current_password,
-        new=body.new_password,
-        keep_session_id=record["id"],
+    await auth.change_password(
+        request, user, record, current=body.current_password, new=body.new_password
     )
-    if reply.status == 422:
-        raise ValidationFailed(fields=reply.body.get("error", {}).get("fields", {}))
-    if not reply.ok:
-        raise ApiError(detail=f"password change answered {reply.status}")
-    await rotate_session(request)
     return web.Response(status=204)
 
 

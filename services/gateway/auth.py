@@ -15,7 +15,7 @@ from .clients import IDENTITY
 from .csrf import SECURE_COOKIES
 from .errors import EmailTaken, InvalidCredentials, NotLoggedIn
 from .network import client_ip
-from .storage import SESSION_RECORD, USER_KEY
+from .storage import SESSION_RECORD, USER_KEY, rotate_session
 from .throttle import Throttle
 
 logger = logging.getLogger("mflix.gateway.auth")
@@ -74,22 +74,45 @@ async def log_in(
     account = throttle.account_key(email)
     device = request.cookies.get(request.app[DEVICE_COOKIE])
     trusted = throttle.device_matches(device, account)
-    await throttle.check_login(account, _address(request), trusted_device=trusted)
+    await throttle.begin_attempt(account, _address(request), trusted_device=trusted)
 
     reply = await request.app[IDENTITY].verify(
         email=email, password=password, ip=client_ip(request)
     )
-    if reply.status == 401:
-        await throttle.record_failure(account, _address(request))
     if reply.status != 200:
         _raise_for_reply_error(reply.status, reply.body)
     user = reply.body["user"]
-    await throttle.record_success(account)
+    await throttle.record_success(account, _address(request))
     if not trusted:
         request[_NEW_DEVICE] = throttle.device_cookie(account)
     await _start_session(request, user, remember=remember)
     logger.info("logged in", extra={"user_id": user["id"], "remember": remember})
     return user
+
+
+async def change_password(
+    request: web.Request,
+    user: dict[str, Any],
+    record: dict[str, Any],
+    *,
+    current: str,
+    new: str,
+) -> None:
+    """Change the password, then rotate this session; others are revoked by event.
+
+    Guesses of the current password are throttled like logins, so a stolen
+    cookie is no way to find the password.
+    """
+    throttle = request.app[THROTTLE]
+    account = f"password-change:{user['id']}"
+    await throttle.begin_attempt(account, _address(request), trusted_device=False)
+    reply = await request.app[IDENTITY].change_password(
+        user["id"], current=current, new=new, keep_session_id=record["id"]
+    )
+    if reply.status != 200:
+        _raise_for_reply_error(reply.status, reply.body)
+    await throttle.record_success(account, _address(request))
+    await rotate_session(request)
 
 
 async def log_out(request: web.Request) -> None:

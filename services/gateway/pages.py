@@ -17,6 +17,7 @@ from services.common.errors import (
 )
 
 from .auth import (
+    change_password,
     current_user,
     log_in,
     log_out,
@@ -30,7 +31,6 @@ from .devices import device_label
 from .errors import CrossSiteRequest, EmailTaken, InvalidCredentials, InvalidCsrfToken
 from .forms import read_form
 from .redirects import safe_next
-from .storage import rotate_session
 
 logger = logging.getLogger("mflix.gateway.pages")
 
@@ -260,19 +260,21 @@ async def revoke_others_submit(request: web.Request) -> web.Response:
 
 async def password_submit(request: web.Request) -> web.Response:
     form = await read_checked_form(request, "current_password", "new_password")
-    session, user, record = await _require_page_user(request)
-    reply = await request.app[IDENTITY].change_password(
-        user["id"],
-        current=form["current_password"],
-        new=form["new_password"],
-        keep_session_id=record["id"],
-    )
-    if reply.status == 422:
-        fields = reply.body.get("error", {}).get("fields", {})
-        return await account_page(request, fields=fields, status=422)
-    if not reply.ok:
-        raise ApiError(detail=f"password change answered {reply.status}")
-    await rotate_session(request)
+    _session, user, record = await _require_page_user(request)
+    try:
+        await change_password(
+            request,
+            user,
+            record,
+            current=form["current_password"],
+            new=form["new_password"],
+        )
+    except ValidationFailed as error:
+        return await account_page(request, fields=error.fields, status=422)
+    except TooManyRequests as error:
+        return await account_page(
+            request, fields={"current_password": error.message}, status=429
+        )
     raise see_other("/account?done=password")
 
 

@@ -1,9 +1,10 @@
 """Throttling of failed logins and of signups, shared by all gateway processes.
 
-Failed logins are counted per account and per client address in Redis,
-within a sliding window. Past a threshold each further failure locks the
-key for a growing delay (doubling, capped), during which logins for it are
-answered 429 without checking the password. The account lock is skipped
+Login attempts are counted per account and per client address in Redis,
+within a window, before the password is checked; a successful login
+resets the account's count. Past a threshold each further attempt locks
+the key for a growing delay (doubling, capped), during which logins for it
+are answered 429 without checking the password. The account lock is skipped
 for a browser that holds a device cookie from an earlier successful login
 to that account (OWASP: "Slow Down Online Guessing Attacks with Device
 Cookies"), so an attacker cannot lock the real user out; the address
@@ -76,35 +77,35 @@ class Throttle:
         message = f"device:{account}:{nonce}".encode()
         return hmac.new(self._secret, message, hashlib.sha256).hexdigest()[:32]
 
-    async def check_login(
+    async def begin_attempt(
         self, account: str, address: str, *, trusted_device: bool
     ) -> None:
-        """Raise TooManyRequests while the address, or the account, is locked."""
-        keys = [self._lock_key("address", address)]
+        """Count one attempt before the password is checked; raise 429 when locked.
+
+        Counting before checking stops concurrent guesses from passing the
+        limit together: past the threshold, only the one attempt that takes
+        the lock goes ahead until the lock expires.
+        """
+        scopes = [("address", address, self._limits.address_failures)]
         if not trusted_device:
-            keys.append(self._lock_key("account", account))
+            scopes.append(("account", account, self._limits.account_failures))
         try:
-            waits = [await self._redis.pttl(key) for key in keys]
+            waits = [await self._attempt(*scope) for scope in scopes]
         except RedisError as error:
             logger.warning("login throttle unavailable, not throttling: %r", error)
             return
-        wait_ms = max(waits)
-        if wait_ms > 0:
-            logger.warning("login throttled for %d ms", wait_ms)
-            raise _too_many(wait_ms / 1000)
+        wait = max(waits)
+        if wait > 0:
+            logger.warning("login throttled for %.1f s", wait)
+            raise _too_many(wait)
 
-    async def record_failure(self, account: str, address: str) -> None:
-        try:
-            await self._count_failure("account", account, self._limits.account_failures)
-            await self._count_failure("address", address, self._limits.address_failures)
-        except RedisError as error:
-            logger.warning("login throttle unavailable, failure not counted: %r", error)
-
-    async def record_success(self, account: str) -> None:
+    async def record_success(self, account: str, address: str) -> None:
+        """Reset the account's count and give back the address's attempt."""
         try:
             await self._redis.delete(
                 self._count_key("account", account), self._lock_key("account", account)
             )
+            await self._redis.decr(self._count_key("address", address))
         except RedisError as error:
             logger.warning(
                 "login throttle unavailable, success not recorded: %r", error
@@ -132,23 +133,38 @@ class Throttle:
     def _lock_key(self, kind: str, value: str) -> str:
         return f"{self._prefix}:login-lock:{kind}:{value}"
 
-    async def _count_failure(self, kind: str, value: str, threshold: int) -> None:
+    async def _attempt(self, kind: str, value: str, threshold: int) -> float:
+        """Count an attempt; return the seconds to wait, or 0 to go ahead."""
+        lock_key = self._lock_key(kind, value)
+        locked_ms = await self._redis.pttl(lock_key)
+        if locked_ms > 0:
+            return locked_ms / 1000
         count_key = self._count_key(kind, value)
         async with self._redis.pipeline(transaction=True) as pipe:
             pipe.set(count_key, 0, ex=self._limits.window, nx=True)
             pipe.incr(count_key)
             _created, count = await pipe.execute()
         if count < threshold:
-            return
-        delay = min(
-            self._limits.first_lock * 2 ** (count - threshold), self._limits.max_lock
-        )
-        await self._redis.set(self._lock_key(kind, value), 1, px=int(delay * 1000))
+            return 0.0
+        # The attempt that reaches the threshold, and each one after it,
+        # must take the lock to go ahead; the lock then holds back the rest.
+        growth = 2 ** min(count - threshold, 30)
+        delay = min(self._limits.first_lock * growth, self._limits.max_lock)
+        if await self._redis.set(lock_key, 1, px=int(delay * 1000), nx=True):
+            return 0.0
+        return max(await self._redis.pttl(lock_key), 1) / 1000
 
 
 def _too_many(seconds: float) -> TooManyRequests:
     retry_after = max(1, math.ceil(seconds))
     return TooManyRequests(
-        f"Too many attempts. Try again in {retry_after} seconds.",
+        f"Too many attempts. Try again in {_duration(retry_after)}.",
         headers={"Retry-After": str(retry_after)},
     )
+
+
+def _duration(seconds: int) -> str:
+    if seconds < 90:
+        return "1 second" if seconds == 1 else f"{seconds} seconds"
+    minutes = math.ceil(seconds / 60)
+    return f"{minutes} minutes"

@@ -109,3 +109,39 @@ async def test_login_form_shows_throttle_message(
     assert response.status == 429
     assert "Too many attempts. Try again in" in html
     assert "Retry-After" in response.headers
+
+
+async def test_concurrent_guesses_cannot_pass_the_limit_together(
+    strict_stack: Stack, http: aiohttp.ClientSession, email: str
+) -> None:
+    await api_signup(http, strict_stack, email)
+
+    async with aiohttp.ClientSession() as attacker:
+        responses = await asyncio.gather(
+            *[api_login(attacker, strict_stack, email, f"guess {n}") for n in range(8)]
+        )
+    statuses = sorted(response.status for response in responses)
+
+    assert statuses.count(401) <= 3
+    assert statuses.count(429) >= 5
+    assert set(statuses) <= {401, 429}
+
+
+async def test_password_change_guesses_are_throttled(
+    strict_stack: Stack, http: aiohttp.ClientSession, email: str
+) -> None:
+    await api_signup(http, strict_stack, email)
+
+    statuses = []
+    for number in range(4):
+        async with http.post(
+            f"{strict_stack.url()}/api/v1/password",
+            json={
+                "current_password": f"guess {number}",
+                "new_password": "a brand new one",
+            },
+        ) as response:
+            await response.read()
+            statuses.append(response.status)
+
+    assert statuses == [422, 422, 422, 429]
