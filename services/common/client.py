@@ -66,19 +66,35 @@ class InternalClient:
                 headers=headers,
                 timeout=self._timeout,
             ) as response:
-                body = await response.json() if response.status != 204 else {}
-        except (TimeoutError, aiohttp.ClientError, ValueError) as error:
-            logger.warning("%s %s on %s failed: %r", method, path, self._name, error)
+                body = await _json_body(response)
+        except (TimeoutError, aiohttp.ClientError) as error:
+            # Only the type: the text of some aiohttp errors repeats the
+            # request headers, service credential included.
+            logger.warning(
+                "%s %s on %s failed: %s", method, path, self._name, type(error).__name__
+            )
             raise ServiceUnavailable(detail=f"{self._name} unreachable") from error
         if response.status >= 500:
             logger.warning(
                 "%s %s on %s answered %d", method, path, self._name, response.status
             )
             raise ServiceUnavailable(detail=f"{self._name} answered {response.status}")
-        return Reply(response.status, body if isinstance(body, dict) else {})
+        return Reply(response.status, body)
 
     async def ping(self) -> None:
-        """Raise unless the service's /healthz answers."""
-        reply = await self.call("GET", "/healthz")
+        """Raise unless the service's /readyz answers, so its dependencies too."""
+        reply = await self.call("GET", "/readyz")
         if not reply.ok:
-            raise ServiceUnavailable(detail=f"{self._name} health check failed")
+            raise ServiceUnavailable(detail=f"{self._name} is not ready")
+
+
+async def _json_body(response: aiohttp.ClientResponse) -> dict[str, Any]:
+    """Decode a JSON object body; anything else (204, text, HTML) counts as empty."""
+    if response.status == 204:
+        return {}
+    try:
+        body = await response.json(content_type=None)
+    except ValueError:
+        logger.warning("non-JSON answer with status %d", response.status)
+        return {}
+    return body if isinstance(body, dict) else {}

@@ -62,6 +62,12 @@ class NotFound(ApiError):
     message = "The resource was not found."
 
 
+class MethodNotAllowed(ApiError):
+    status = 405
+    code = "method_not_allowed"
+    message = "This method is not allowed here."
+
+
 class Conflict(ApiError):
     status = 409
     code = "conflict"
@@ -96,3 +102,8 @@ class ServiceUnavailable(ApiError):
     status = 503
     code = "service_unavailable"
     message = "The service is temporarily unavailable. Try again shortly."
+
+    def __init__(self, message: str | None = None, **kwargs: Any) -> None:
+        super().__init__(message, **kwargs)
+        # RFC 9110 section 10.2.3: tell clients when to try again.
+        self.headers.setdefault("Retry-After", "5")

@@ -6,11 +6,24 @@ import json
 from typing import TypeVar
 
 from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError
+from aiohttp.web_protocol import RequestPayloadError
 from pydantic import BaseModel, ValidationError
 
 from .errors import BadRequest, PayloadTooLarge, UnsupportedMediaType, ValidationFailed
 
 Model = TypeVar("Model", bound=BaseModel)
+
+# What reading a malformed body raises: bad content encoding or transfer,
+# unknown charsets, undecodable bytes and broken multipart framing.
+BODY_ERRORS = (
+    HttpProcessingError,
+    RequestPayloadError,
+    web.HTTPBadRequest,
+    ValueError,
+    LookupError,
+    AssertionError,
+)
 
 
 def validation_fields(error: ValidationError) -> dict[str, str]:
@@ -57,6 +70,8 @@ async def read_json(request: web.Request, model: type[Model]) -> Model:
         raw = await request.read()
     except web.HTTPRequestEntityTooLarge as error:
         raise PayloadTooLarge() from error
+    except BODY_ERRORS as error:
+        raise BadRequest("The request body could not be read.") from error
     try:
         payload = json.loads(raw)
     except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as error:

@@ -143,7 +143,16 @@ async def readyz(request: web.Request) -> web.Response:
     return web.json_response({"status": "ready"})
 
 
+METRICS_TOKEN = web.AppKey("metrics_token", str)
+
+
 async def metrics(request: web.Request) -> web.Response:
+    """Serve Prometheus text; with METRICS_TOKEN set, only to that bearer token."""
+    token = request.app.get(METRICS_TOKEN)
+    if token is not None:
+        supplied = request.headers.get("Authorization", "").encode()
+        if not hmac.compare_digest(supplied, f"Bearer {token}".encode()):
+            raise Unauthorized("Metrics need the service credential.")
     response = web.Response(body=generate_latest())
     response.content_type = CONTENT_TYPE_LATEST.split(";")[0]
     return response

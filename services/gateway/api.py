@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import re
 from typing import Annotated, Any
 
 from aiohttp import web
@@ -15,14 +14,13 @@ from services.common.validation import read_json, reject_unencodable
 from . import auth
 from .auth import log_in, log_out, require_user, sign_up
 from .cache import CACHE
-from .clients import SESSIONS
+from .clients import SESSIONS, is_session_id
 from .csrf import cross_site
 from .errors import CrossSiteRequest
 
 logger = logging.getLogger("mflix.gateway.api")
 
 Text = Annotated[str, AfterValidator(reject_unencodable)]
-_SESSION_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 
 
 class _Body(BaseModel):
@@ -115,7 +113,7 @@ async def delete_session(request: web.Request) -> web.Response:
     reject_cross_site(request)
     session, user, record = await require_user(request)
     session_id = request.match_info["session_id"]
-    if not _SESSION_ID.fullmatch(session_id):
+    if not is_session_id(session_id):
         raise NotFound("The session was not found.")
     if session_id == record["id"]:
         await log_out(request)

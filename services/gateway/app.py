@@ -16,6 +16,7 @@ from services.common.bus import StreamFollower, create_redis, redis_check
 from services.common.client import InternalClient
 from services.common.errors import (
     ApiError,
+    MethodNotAllowed,
     NotFound,
     PayloadTooLarge,
     ServiceUnavailable,
@@ -24,6 +25,8 @@ from services.common.events import Producer, stream_name
 from services.common.tasks import background
 from services.common.web import (
     DEPENDENCY_ERRORS,
+    METRICS_TOKEN,
+    OPERATIONS_PATHS,
     READINESS_CHECKS,
     Handler,
     add_operations_routes,
@@ -32,10 +35,11 @@ from services.common.web import (
 )
 
 from . import api, pages
-from .auth import DEVICE_COOKIE, THROTTLE, device_cookie_middleware
+from .auth import DEVICE_COOKIE, THROTTLE
 from .cache import CACHE, SessionCache
 from .clients import IDENTITY, SESSIONS, IdentityClient, SessionClient
-from .csrf import CSRF_COOKIE, CSRF_SECRET, PUBLIC_ORIGIN, SECURE_COOKIES, csrf_token
+from .cookies import SECURE_COOKIES, pending_cookies_middleware
+from .csrf import CSRF_COOKIE, CSRF_SECRET, PUBLIC_ORIGIN, csrf_token
 from .headers import security_headers_middleware
 from .invalidation import session_event_handler
 from .network import TRUSTED_PROXIES
@@ -50,8 +54,10 @@ PACKAGE_DIR = Path(__file__).parent
 MAX_BODY_BYTES = 16 * 1024
 _ERROR_TITLES = {
     401: "Please log in",
+    400: "Bad request",
     403: "Request blocked",
     404: "Page not found",
+    405: "Method not allowed",
     413: "Request too large",
     415: "Unsupported request",
     429: "Too many attempts",
@@ -60,7 +66,7 @@ _ERROR_TITLES = {
 
 
 def _is_api(request: web.Request) -> bool:
-    return request.path.startswith("/api/")
+    return request.path.startswith("/api/") or request.path in OPERATIONS_PATHS
 
 
 def _error_page(request: web.Request, error: ApiError) -> web.Response:
@@ -91,8 +97,11 @@ async def error_middleware(
     except web.HTTPException as error:
         if error.status == 413:
             return _render_error(request, PayloadTooLarge())
-        if error.status == 404 and _is_api(request):
+        if error.status == 404:
             return _render_error(request, NotFound())
+        if error.status == 405:
+            allowed = {"Allow": error.headers.get("Allow", "")}
+            return _render_error(request, MethodNotAllowed(headers=allowed))
         raise
     except ApiError as error:
         if error.status >= 500:
@@ -131,11 +140,14 @@ def create_app(settings: GatewaySettings) -> web.Application:
             error_middleware,
             session_middleware(storage),
             error_middleware,
-            device_cookie_middleware,
+            pending_cookies_middleware,
         ],
         client_max_size=MAX_BODY_BYTES,
     )
     app[CACHE] = cache
+    # The gateway is public: its metrics go only to scrapers holding the
+    # service credential.
+    app[METRICS_TOKEN] = settings.service_token.get_secret_value()
     app[CSRF_SECRET] = settings.secret_key.get_secret_value().encode()
     app[CSRF_COOKIE] = f"{prefix}mflix_csrf"
     app[DEVICE_COOKIE] = f"{prefix}mflix_device"

@@ -9,10 +9,10 @@ from aiohttp import web
 from aiohttp_session import Session, get_session, new_session
 
 from services.common.errors import ServiceUnavailable, ValidationFailed
-from services.common.web import Handler
 
 from .clients import IDENTITY
-from .csrf import SECURE_COOKIES
+from .cookies import set_cookie_later
+from .csrf import rotate_csrf
 from .errors import EmailTaken, InvalidCredentials, NotLoggedIn
 from .network import client_ip
 from .storage import SESSION_RECORD, USER_KEY, rotate_session
@@ -38,14 +38,13 @@ async def _start_session(
     # A new aiohttp-session Session makes the storage issue a new token and
     # retire the old one, so a planted cookie never becomes logged in.
     session = await new_session(request)
+    rotate_csrf(request)
     session[USER_KEY] = {"id": user["id"], "name": user["name"], "email": user["email"]}
     session["remember"] = remember
 
 
 THROTTLE = web.AppKey("throttle", Throttle)
 DEVICE_COOKIE = web.AppKey("device_cookie", str)
-# A device cookie to set on this response, after a successful login.
-_NEW_DEVICE = web.RequestKey("new_device_cookie", str)
 
 
 def _address(request: web.Request) -> str:
@@ -84,7 +83,13 @@ async def log_in(
     user = reply.body["user"]
     await throttle.record_success(account, _address(request))
     if not trusted:
-        request[_NEW_DEVICE] = throttle.device_cookie(account)
+        # A year: the cookie only relaxes the per-account lock for this browser.
+        set_cookie_later(
+            request,
+            request.app[DEVICE_COOKIE],
+            throttle.device_cookie(account),
+            max_age=365 * 24 * 3600,
+        )
     await _start_session(request, user, remember=remember)
     logger.info("logged in", extra={"user_id": user["id"], "remember": remember})
     return user
@@ -139,32 +144,3 @@ async def require_user(
     if not isinstance(user, dict) or record is None:
         raise NotLoggedIn()
     return session, user, record
-
-
-@web.middleware
-async def device_cookie_middleware(
-    request: web.Request, handler: Handler
-) -> web.StreamResponse:
-    """Send the device cookie that a successful login chose, on any response."""
-    try:
-        response = await handler(request)
-    except web.HTTPException as redirect:
-        _set_device_cookie(request, redirect)
-        raise
-    _set_device_cookie(request, response)
-    return response
-
-
-def _set_device_cookie(request: web.Request, response: web.StreamResponse) -> None:
-    value = request.get(_NEW_DEVICE)
-    if value:
-        # A year: the cookie only relaxes the per-account lock for this browser.
-        response.set_cookie(
-            request.app[DEVICE_COOKIE],
-            value,
-            max_age=365 * 24 * 3600,
-            path="/",
-            httponly=True,
-            samesite="Lax",
-            secure=request.app[SECURE_COOKIES],
-        )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 from urllib.parse import quote
 
@@ -9,9 +10,22 @@ from aiohttp import web
 
 from services.common.client import InternalClient, Reply
 
+SESSION_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+
+
+def is_session_id(value: str) -> bool:
+    """Tell whether a value has the shape of a public session id."""
+    return SESSION_ID.fullmatch(value) is not None
+
 
 def _segment(value: str) -> str:
-    """Quote a value for use as one URL path segment."""
+    """Quote a value for use as one URL path segment.
+
+    "." and ".." would be resolved away by URL normalisation and reach
+    another internal route, so they are refused.
+    """
+    if value in {"", ".", ".."}:
+        raise ValueError(f"{value!r} cannot be a path segment")
     return quote(value, safe="")
 
 

@@ -12,9 +12,12 @@ from __future__ import annotations
 import hashlib
 import hmac
 import logging
+import re
 import secrets
 
 from aiohttp import web
+
+from .cookies import set_cookie_later
 
 logger = logging.getLogger("mflix.gateway.csrf")
 
@@ -22,8 +25,9 @@ CSRF_FIELD = "csrf_token"
 CSRF_SECRET = web.AppKey("csrf_secret", bytes)
 CSRF_COOKIE = web.AppKey("csrf_cookie", str)
 PUBLIC_ORIGIN = web.AppKey("public_origin", str)
-SECURE_COOKIES = web.AppKey("secure_cookies", bool)
 _BROWSER_VALUE = web.RequestKey("csrf_browser_value", str)
+# token_urlsafe(32): any other cookie value is ignored and replaced.
+_BROWSER_VALUE_PATTERN = re.compile(r"[A-Za-z0-9_-]{43}")
 
 
 def _sign(secret: bytes, browser_value: str) -> str:
@@ -33,29 +37,28 @@ def _sign(secret: bytes, browser_value: str) -> str:
 def csrf_token(request: web.Request) -> str:
     """Return the form token of this browser, creating its cookie value if needed."""
     value = request.get(_BROWSER_VALUE) or request.cookies.get(request.app[CSRF_COOKIE])
-    if not value or len(value) != 43:
-        value = secrets.token_urlsafe(32)
-    request[_BROWSER_VALUE] = value
+    if not value or not _BROWSER_VALUE_PATTERN.fullmatch(value):
+        value = _new_browser_value(request)
     return _sign(request.app[CSRF_SECRET], value)
 
 
-def set_csrf_cookie(request: web.Request, response: web.StreamResponse) -> None:
-    """Persist the browser value chosen by csrf_token, if this request chose one."""
-    value = request.get(_BROWSER_VALUE)
-    if value and value != request.cookies.get(request.app[CSRF_COOKIE]):
-        response.set_cookie(
-            request.app[CSRF_COOKIE],
-            value,
-            path="/",
-            httponly=True,
-            samesite="Lax",
-            secure=request.app[SECURE_COOKIES],
-        )
+def rotate_csrf(request: web.Request) -> None:
+    """Give the browser a new CSRF value, as at login: older form tokens die."""
+    _new_browser_value(request)
+
+
+def _new_browser_value(request: web.Request) -> str:
+    value = secrets.token_urlsafe(32)
+    request[_BROWSER_VALUE] = value
+    set_cookie_later(request, request.app[CSRF_COOKIE], value)
+    return value
 
 
 def form_token_valid(request: web.Request, submitted: object) -> bool:
     value = request.cookies.get(request.app[CSRF_COOKIE])
-    if not value or not isinstance(submitted, str):
+    if not value or not _BROWSER_VALUE_PATTERN.fullmatch(value):
+        return False
+    if not isinstance(submitted, str):
         return False
     expected = _sign(request.app[CSRF_SECRET], value)
     return hmac.compare_digest(expected.encode(), submitted.encode("utf-8", "replace"))

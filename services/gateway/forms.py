@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from services.common.errors import PayloadTooLarge, UnsupportedMediaType
+from services.common.errors import BadRequest, PayloadTooLarge, UnsupportedMediaType
+from services.common.validation import BODY_ERRORS
 
 FORM_TYPES = frozenset({"application/x-www-form-urlencoded", "multipart/form-data"})
 MAX_FIELD_LENGTH = 1024
@@ -22,6 +23,9 @@ async def read_form(request: web.Request, names: tuple[str, ...]) -> dict[str, s
         form = await request.post()
     except web.HTTPRequestEntityTooLarge as error:
         raise PayloadTooLarge() from error
+    except BODY_ERRORS as error:
+        # A bad charset, boundary, encoding or truncated body.
+        raise BadRequest("The form body could not be read.") from error
     fields: dict[str, str] = {}
     for name in names:
         value = form.get(name)

@@ -41,3 +41,12 @@ def client_ip(request: web.Request) -> str | None:
         if not any(address in network for network in trusted):
             return str(address)
     return str(peer)
+
+
+def header_text(value: str, limit: int = 512) -> str:
+    """Return a header value as valid text: undecodable bytes become U+FFFD.
+
+    aiohttp keeps bytes that are not UTF-8 as lone surrogates, which no
+    JSON encoder or database accepts.
+    """
+    return value[:limit].encode("utf-8", "surrogateescape").decode("utf-8", "replace")

@@ -10,7 +10,6 @@ import aiohttp_jinja2
 from aiohttp import web
 
 from services.common.errors import (
-    ApiError,
     ServiceUnavailable,
     TooManyRequests,
     ValidationFailed,
@@ -25,10 +24,16 @@ from .auth import (
     sign_up,
 )
 from .cache import CACHE
-from .clients import IDENTITY, SESSIONS
-from .csrf import cross_site, csrf_token, form_token_valid, set_csrf_cookie
+from .clients import IDENTITY, SESSIONS, is_session_id
+from .csrf import cross_site, csrf_token, form_token_valid
 from .devices import device_label
-from .errors import CrossSiteRequest, EmailTaken, InvalidCredentials, InvalidCsrfToken
+from .errors import (
+    CrossSiteRequest,
+    EmailTaken,
+    InvalidCredentials,
+    InvalidCsrfToken,
+    NotLoggedIn,
+)
 from .forms import read_form
 from .redirects import safe_next
 
@@ -41,9 +46,7 @@ def render(
     request: web.Request, template: str, context: dict[str, Any], *, status: int = 200
 ) -> web.Response:
     context = {"csrf_token": csrf_token(request), "fields": {}, **context}
-    response = aiohttp_jinja2.render_template(template, request, context, status=status)
-    set_csrf_cookie(request, response)
-    return response
+    return aiohttp_jinja2.render_template(template, request, context, status=status)
 
 
 def see_other(location: str) -> web.HTTPSeeOther:
@@ -165,7 +168,7 @@ async def _require_page_user(
 ) -> tuple[Any, dict[str, Any], dict[str, Any]]:
     try:
         return await require_user(request)
-    except ApiError as error:
+    except NotLoggedIn as error:
         raise see_other("/login?next=/account") from error
 
 
@@ -224,6 +227,7 @@ async def _activity_rows(
 
 _NOTICES = {
     "revoked": "The device was logged out.",
+    "not-found": "That device is no longer logged in.",
     "revoked-others": "All other devices were logged out.",
     "password": "Your password was changed. Other devices were logged out.",
 }
@@ -241,11 +245,16 @@ async def revoke_session_submit(request: web.Request) -> web.Response:
     await read_checked_form(request)
     _session, user, record = await _require_page_user(request)
     session_id = request.match_info["session_id"]
-    if session_id != record["id"]:
-        await request.app[SESSIONS].revoke_for_user(user["id"], session_id)
-        # Effective at once in this process; other gateways learn it from
-        # the session.revoked event.
-        request.app[CACHE].drop_session(session_id)
+    if session_id == record["id"]:
+        raise see_other("/account")
+    if not is_session_id(session_id):
+        raise see_other("/account?done=not-found")
+    reply = await request.app[SESSIONS].revoke_for_user(user["id"], session_id)
+    if reply.status == 404:
+        raise see_other("/account?done=not-found")
+    # Effective at once in this process; other gateways learn it from the
+    # session.revoked event.
+    request.app[CACHE].drop_session(session_id)
     raise see_other("/account?done=revoked")
 
 

@@ -22,7 +22,7 @@ from services.common.errors import ApiError, ServiceUnavailable
 
 from .cache import SessionCache, cache_key
 from .clients import SESSIONS
-from .network import client_ip
+from .network import client_ip, header_text
 
 logger = logging.getLogger("mflix.gateway.storage")
 
@@ -143,7 +143,7 @@ class SessionServiceStorage(AbstractStorage):
         reply = await request.app[SESSIONS].create(
             user=user,
             remember=remember,
-            user_agent=request.headers.get("User-Agent", "")[:512],
+            user_agent=header_text(request.headers.get("User-Agent", "")),
             ip=client_ip(request),
             data=data,
             previous_token=previous_token,

@@ -20,6 +20,7 @@ import hashlib
 import hmac
 import logging
 import math
+import re
 import secrets
 import unicodedata
 from dataclasses import dataclass
@@ -30,6 +31,8 @@ from redis.exceptions import RedisError
 from services.common.errors import TooManyRequests
 
 logger = logging.getLogger("mflix.gateway.throttle")
+
+_DEVICE_COOKIE = re.compile(r"[A-Za-z0-9_-]{22}\.[0-9a-f]{32}")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -68,10 +71,12 @@ class Throttle:
         return f"{nonce}.{self._sign(account, nonce)}"
 
     def device_matches(self, cookie: str | None, account: str) -> bool:
-        if not cookie or cookie.count(".") != 1:
+        if not cookie or not _DEVICE_COOKIE.fullmatch(cookie):
             return False
         nonce, signature = cookie.split(".")
-        return hmac.compare_digest(signature, self._sign(account, nonce))
+        return hmac.compare_digest(
+            signature.encode(), self._sign(account, nonce).encode()
+        )
 
     def _sign(self, account: str, nonce: str) -> str:
         message = f"device:{account}:{nonce}".encode()

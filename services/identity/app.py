@@ -60,7 +60,9 @@ def _dependencies(settings: IdentitySettings):  # type: ignore[no-untyped-def]
         store = UserStore(db)
         activity = Activity(db)
         hasher = PasswordHasher(
-            cost=settings.bcrypt_cost, workers=settings.hash_workers
+            cost=settings.bcrypt_cost,
+            workers=settings.hash_workers,
+            max_queued=settings.max_queued_hashes,
         )
         own_stream = stream_name(settings.stream_prefix, Producer.IDENTITY)
         relay = OutboxRelay([store.users, store.credentials], redis, own_stream)

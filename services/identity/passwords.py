@@ -12,13 +12,19 @@ import logging
 import os
 import re
 import unicodedata
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from functools import cache
+from typing import TypeVar
 
 import bcrypt
 from zxcvbn.frequency_lists import FREQUENCY_LISTS
 
+from services.common.errors import ServiceUnavailable
+
 logger = logging.getLogger("mflix.identity.passwords")
+
+T = TypeVar("T")
 
 # bcrypt reads at most 72 bytes. Longer passwords are rejected, never
 # silently truncated, so two passwords sharing a prefix cannot both match.
@@ -77,11 +83,17 @@ class PasswordHasher:
     keeps every core busy during a login flood.
     """
 
-    def __init__(self, *, cost: int, workers: int = 0) -> None:
+    def __init__(self, *, cost: int, workers: int = 0, max_queued: int = 0) -> None:
         self.cost = cost
+        threads = workers or os.cpu_count() or 1
         self._executor = ThreadPoolExecutor(
-            max_workers=workers or os.cpu_count() or 1, thread_name_prefix="bcrypt"
+            max_workers=threads, thread_name_prefix="bcrypt"
         )
+        # Beyond this many waiting hashes a new one is refused at once: a
+        # login flood then costs 503s instead of a queue that outlives the
+        # callers' timeouts and delays every later login.
+        self._max_queued = max_queued or threads * 8
+        self._queued = 0
         # Verified when the email is unknown, so that case costs one hash too.
         self._dummy_hash = bcrypt.hashpw(b"mflix-dummy-password", bcrypt.gensalt(cost))
 
@@ -90,21 +102,31 @@ class PasswordHasher:
 
     async def hash(self, password: str) -> str:
         """Hash a password that passed the policy, at the configured cost."""
-        loop = asyncio.get_running_loop()
         secret = password.encode("utf-8")
-        hashed = await loop.run_in_executor(
-            self._executor, lambda: bcrypt.hashpw(secret, bcrypt.gensalt(self.cost))
+        hashed = await self._run(
+            lambda: bcrypt.hashpw(secret, bcrypt.gensalt(self.cost))
         )
         return hashed.decode("ascii")
 
     async def verify(self, password: str, password_hash: str | None) -> bool:
         """Check a password; a missing or unusable hash costs one hash and fails."""
+        return await self._run(lambda: self._verify_blocking(password, password_hash))
+
+    async def _run(self, work: Callable[[], T]) -> T:
+        if self._queued >= self._max_queued:
+            logger.warning("password hashing overloaded: %d queued", self._queued)
+            raise ServiceUnavailable(
+                "Too many logins at once. Try again in a moment.",
+                headers={"Retry-After": "1"},
+            )
         loop = asyncio.get_running_loop()
         # The context carries the request id into the log lines of the thread.
         context = contextvars.copy_context()
-        return await loop.run_in_executor(
-            self._executor, context.run, self._verify_blocking, password, password_hash
-        )
+        self._queued += 1
+        try:
+            return await loop.run_in_executor(self._executor, context.run, work)
+        finally:
+            self._queued -= 1
 
     def _verify_blocking(self, password: str, password_hash: str | None) -> bool:
         secret = password.encode("utf-8")

@@ -18,6 +18,9 @@ class IdentitySettings(CommonSettings):
     bcrypt_cost: int = Field(12, ge=4, le=16)
     # Number of threads hashing at once; 0 means one per CPU core.
     hash_workers: int = Field(0, ge=0, le=64)
+    # Hashes allowed to wait for a thread before new ones get 503; 0 means
+    # eight per thread.
+    max_queued_hashes: int = Field(0, ge=0)
     password_min_length: int = Field(8, ge=8, le=64)
     # Seconds a pending event waits before another consumer claims it.
     claim_idle: float = Field(30.0, gt=0)

@@ -230,6 +230,10 @@ class Users:
         """
         user = await self.get(user_id)
         normalized = self._validate_new_password(new_password, "new_password")
+        if normalized == normalize_password(current_password):
+            raise ValidationFailed(
+                fields={"new_password": "Must differ from the current password."}
+            )
         credential = await self._store.current_credential(user_id)
         stored_hash = credential.get("password_hash") if credential else None
         current_ok = await self._hasher.verify(

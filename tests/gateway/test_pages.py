@@ -254,3 +254,24 @@ async def test_static_assets_are_cacheable(
 
     assert response.status == 200
     assert "Cache-Control" not in response.headers
+
+
+async def test_csrf_token_from_before_login_dies_at_login(
+    stack: Stack, browser: aiohttp.ClientSession, email: str
+) -> None:
+    async with aiohttp.ClientSession() as other:
+        await api_signup(other, stack, email)
+    before = await form_csrf_token(browser, f"{stack.url()}/login")
+    await post_form(
+        browser,
+        f"{stack.url()}/login",
+        {"email": email, "password": PASSWORD, "csrf_token": before},
+    )
+
+    response, _ = await post_form(
+        browser, f"{stack.url()}/logout", {"csrf_token": before}
+    )
+    after = await form_csrf_token(browser, f"{stack.url()}/account")
+
+    assert response.status == 403
+    assert after != before

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import bcrypt
 import pytest
 
+from services.common.errors import ServiceUnavailable
 from services.identity.passwords import (
     MAX_PASSWORD_BYTES,
     PasswordHasher,
@@ -97,3 +100,18 @@ def test_needs_rehash_only_below_configured_cost(hasher: PasswordHasher) -> None
     assert stronger.needs_rehash("$2b$04$" + "a" * 53) is True
     assert hasher.needs_rehash("$2b$04$" + "a" * 53) is False
     assert hasher.needs_rehash("$2b$12$" + "a" * 53) is False
+
+
+async def test_hashing_refuses_work_beyond_queue_limit() -> None:
+    busy = PasswordHasher(cost=10, workers=1, max_queued=2)
+
+    results = await asyncio.gather(
+        *[busy.verify("popcorn at midnight", None) for _ in range(6)],
+        return_exceptions=True,
+    )
+    busy.close()
+
+    refused = [r for r in results if isinstance(r, ServiceUnavailable)]
+    assert len(refused) == 4
+    assert all(r is False for r in results if not isinstance(r, ServiceUnavailable))
+    assert refused[0].headers["Retry-After"] == "1"
