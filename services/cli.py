@@ -12,7 +12,7 @@ from redis.exceptions import RedisError
 
 from services.common.bus import create_redis
 from services.common.deadletters import list_dead_letters, replay_dead_letters
-from services.common.events import ConsumerGroup
+from services.common.events import ConsumerGroup, dead_letter_stream_name
 from services.common.logs import configure_logging
 from services.common.mongo import create_client, database
 from services.common.runner import load_settings
@@ -75,11 +75,14 @@ async def _dead_letters(action: str, group: str, ids: list[str]) -> int:
             letters = await list_dead_letters(
                 redis, settings.stream_prefix, consumer_group
             )
+            total = await redis.xlen(
+                dead_letter_stream_name(settings.stream_prefix, consumer_group)
+            )
             for letter in letters:
                 print(
                     f"{letter.id}\t{letter.stream}\t{letter.original_id}\t{letter.error}"
                 )
-            print(f"{len(letters)} dead letters in group {group}")
+            print(f"{total} dead letters in group {group}, {len(letters)} shown")
         else:
             count = await replay_dead_letters(
                 redis, settings.stream_prefix, consumer_group, set(ids) or None

@@ -17,6 +17,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from pydantic import ValidationError
+from pymongo.errors import ConnectionFailure
 from redis.asyncio import Redis
 from redis.exceptions import RedisError, ResponseError
 
@@ -27,9 +28,14 @@ logger = logging.getLogger("mflix.bus")
 
 EventHandler = Callable[[Envelope], Awaitable[None]]
 
-# Bounds how far a stream may grow when no group has read it yet, so an
-# unconsumed stream cannot exhaust Redis memory. Consumed entries are
-# trimmed much earlier, see trim_acknowledged.
+# Handler failures caused by an unreachable dependency, not by the event.
+TRANSIENT_ERRORS = (ConnectionFailure, ConnectionError, TimeoutError)
+
+# Caps every stream, so a consumer that is gone for good cannot exhaust
+# Redis memory. Acknowledged entries are trimmed much earlier (see
+# trim_acknowledged).
+# NOTE: a group that falls this far behind loses its oldest entries;
+# Redis 8.2's XADD ... ACKED would keep them, Redis 7 has no such option.
 MAX_STREAM_LENGTH = 1_000_000
 
 
@@ -264,7 +270,10 @@ class GroupConsumer:
         error: Exception,
     ) -> None:
         deliveries = await self._delivery_count(entry_id)
-        if deliveries >= self._options.max_deliveries:
+        # An outage of MongoDB says nothing about the event: it stays
+        # pending however often it fails, and is handled once the outage ends.
+        transient = isinstance(error, TRANSIENT_ERRORS)
+        if deliveries >= self._options.max_deliveries and not transient:
             await self._dead_letter(entry_id, fields, repr(error))
             return
         # Left pending: XAUTOCLAIM hands it out again after claim_idle.
