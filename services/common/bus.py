@@ -13,6 +13,7 @@ import asyncio
 import logging
 import os
 import socket
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
@@ -137,6 +138,10 @@ class ConsumerOptions:
     max_deliveries: int = 5
     batch_size: int = 50
     max_backoff: float = 5.0
+    # Between checks for consumers of processes that are gone, and the idle
+    # time after which a consumer without pending entries counts as gone.
+    cleanup_interval: float = 600.0
+    gone_consumer_idle: float = 3600.0
 
 
 class GroupConsumer:
@@ -161,6 +166,7 @@ class GroupConsumer:
         self._dead_letters = dead_letter_stream_name(dead_letter_prefix, group)
         self._options = options or ConsumerOptions()
         self._group_ready = False
+        self._next_cleanup = 0.0
 
     async def run(self) -> None:
         """Read, handle and acknowledge entries; survive Redis outages."""
@@ -168,6 +174,7 @@ class GroupConsumer:
         while True:
             try:
                 await self._ensure_group()
+                await self._remove_gone_consumers()
                 handled = await self._claim_stale()
                 handled += await self._read_new()
                 failures = 0
@@ -206,6 +213,26 @@ class GroupConsumer:
         if not self._group_ready:
             await ensure_group(self._redis, self._stream, self._group)
             self._group_ready = True
+
+    async def _remove_gone_consumers(self) -> None:
+        """Delete consumers of restarted processes once they hold no entries.
+
+        Each process start adds a consumer name; without this the group
+        would list every process that ever ran. Only consumers with nothing
+        pending are deleted, so no entry is lost.
+        """
+        now = time.monotonic()
+        if now < self._next_cleanup:
+            return
+        self._next_cleanup = now + self._options.cleanup_interval
+        for consumer in await self._redis.xinfo_consumers(self._stream, self._group):
+            name = _decode(consumer["name"])
+            idle_seconds = int(consumer["idle"]) / 1000
+            if name == self._consumer or consumer["pending"]:
+                continue
+            if idle_seconds >= self._options.gone_consumer_idle:
+                await self._redis.xgroup_delconsumer(self._stream, self._group, name)
+                logger.info("removed idle consumer %s from group %s", name, self._group)
 
     async def _claim_stale(self) -> int:
         idle_ms = int(self._options.claim_idle * 1000)

@@ -30,12 +30,12 @@ def identity_event_handler(sessions: Sessions):  # type: ignore[no-untyped-def]
         user_id = envelope.data["user_id"]
         keep = envelope.data.get("keep_session_id")
         # Only a password change spares sessions created after it, so that
-        # the session it rotated into existence survives.
-        # NOTE: a login that checked the old password just before the change
-        # but created its session just after it also survives. Closing that
-        # needs sessions to record the credential version they were made with. A lock or a
+        # the session it rotated into existence survives. A lock or a
         # deletion also ends a session created after the event, such as one
         # whose login passed the password check just before the lock.
+        # NOTE: a login that checked the old password just before a change
+        # but created its session just after it survives the change. Closing
+        # that needs sessions to record the credential version they used.
         created_before = (
             envelope.occurred_at
             if envelope.type is EventType.USER_PASSWORD_CHANGED
