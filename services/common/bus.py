@@ -297,8 +297,8 @@ class GroupConsumer:
         error: Exception,
     ) -> None:
         deliveries = await self._delivery_count(entry_id)
-        # An outage of MongoDB says nothing about the event: it stays
-        # pending however often it fails, and is handled once the outage ends.
+        # An outage of MongoDB is no fault of the event, so the event stays
+        # pending however often it fails and is handled once the outage ends.
         transient = isinstance(error, TRANSIENT_ERRORS)
         if deliveries >= self._options.max_deliveries and not transient:
             await self._dead_letter(entry_id, fields, repr(error))

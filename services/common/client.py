@@ -34,7 +34,7 @@ class Reply:
 class InternalClient:
     """Call one internal service with the service credential and request id.
 
-    Connection failures, timeouts and 5xx answers raise ServiceUnavailable;
+    Connection failures, timeouts and 5xx responses raise ServiceUnavailable;
     every other status is returned to the caller to interpret.
     """
 
@@ -76,13 +76,19 @@ class InternalClient:
             raise ServiceUnavailable(detail=f"{self._name} unreachable") from error
         if response.status >= 500:
             logger.warning(
-                "%s %s on %s answered %d", method, path, self._name, response.status
+                "%s %s on %s responded with status %d",
+                method,
+                path,
+                self._name,
+                response.status,
             )
-            raise ServiceUnavailable(detail=f"{self._name} answered {response.status}")
+            raise ServiceUnavailable(
+                detail=f"{self._name} responded with status {response.status}"
+            )
         return Reply(response.status, body)
 
     async def ping(self) -> None:
-        """Raise unless the service's /readyz answers, so its dependencies too."""
+        """Raise unless the service's /readyz, which checks its dependencies, is 2xx."""
         reply = await self.call("GET", "/readyz")
         if not reply.ok:
             raise ServiceUnavailable(detail=f"{self._name} is not ready")
@@ -95,6 +101,6 @@ async def _json_body(response: aiohttp.ClientResponse) -> dict[str, Any]:
     try:
         body = await response.json(content_type=None)
     except ValueError:
-        logger.warning("non-JSON answer with status %d", response.status)
+        logger.warning("non-JSON response with status %d", response.status)
         return {}
     return body if isinstance(body, dict) else {}

@@ -14,8 +14,8 @@ from .errors import BadRequest, PayloadTooLarge, UnsupportedMediaType, Validatio
 
 Model = TypeVar("Model", bound=BaseModel)
 
-# What reading a malformed body raises: bad content encoding or transfer,
-# unknown charsets, undecodable bytes and broken multipart framing.
+# Errors raised while reading a malformed body: bad content encoding or
+# transfer, unknown charsets, undecodable bytes and broken multipart framing.
 BODY_ERRORS = (
     HttpProcessingError,
     RequestPayloadError,

@@ -32,7 +32,7 @@ LATENCY = Histogram(
     ["route"],
 )
 
-# Failures of MongoDB or Redis that a retry later may not meet: answered 503.
+# Failures of MongoDB or Redis, which a later retry may not meet: 503.
 DEPENDENCY_ERRORS = (ConnectionFailure, RedisConnectionError, RedisTimeoutError)
 
 READINESS_CHECKS = web.AppKey("readiness_checks", list[ReadinessCheck])
@@ -132,7 +132,7 @@ async def healthz(request: web.Request) -> web.Response:
 
 
 async def readyz(request: web.Request) -> web.Response:
-    """Answer 200 when every dependency answers, else 503 naming the failed one."""
+    """Return 200 when every dependency responds, else 503 naming the failed one."""
     for check in request.app[READINESS_CHECKS]:
         try:
             await check()

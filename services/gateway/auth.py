@@ -29,7 +29,7 @@ def _raise_for_reply_error(status: int, body: dict[str, Any]) -> None:
         raise EmailTaken()
     if status == 422:
         raise ValidationFailed(fields=error.get("fields") or {})
-    raise ServiceUnavailable(detail=f"identity answered {status}")
+    raise ServiceUnavailable(detail=f"identity responded with status {status}")
 
 
 async def _start_session(

@@ -55,7 +55,7 @@ class SessionCache:
         self._entries: OrderedDict[str, CachedSession] = OrderedDict()
         self._keys_by_session: dict[str, str] = {}
         # When each key or session id was last dropped. A lookup that started
-        # before a drop must not put its (now stale) answer back afterwards.
+        # before a drop must not put its (now stale) result back afterwards.
         self._dropped: OrderedDict[str, float] = OrderedDict()
 
     def __len__(self) -> int:

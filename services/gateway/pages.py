@@ -126,7 +126,7 @@ async def logout_submit(request: web.Request) -> web.Response:
     await read_checked_form(request)
     await log_out(request)
     response = see_other("/login")
-    # Clear-Site-Data tells the browser to drop cached pages of this user.
+    # Clear-Site-Data makes the browser drop cached pages of this user.
     response.headers["Clear-Site-Data"] = '"cache", "storage"'
     raise response
 

@@ -149,7 +149,9 @@ class SessionServiceStorage(AbstractStorage):
             previous_token=previous_token,
         )
         if not reply.ok:
-            raise ServiceUnavailable(detail=f"session create answered {reply.status}")
+            raise ServiceUnavailable(
+                detail=f"session create responded with status {reply.status}"
+            )
         if previous_token is not None:
             self._cache.drop_key(cache_key(previous_token))
         self._set_session_cookie(request, response, reply.body)
@@ -162,7 +164,7 @@ class SessionServiceStorage(AbstractStorage):
         self._cache.drop_key(cache_key(token))
         reply = await request.app[SESSIONS].rotate(token)
         if not reply.ok:
-            logger.warning("session rotation refused: %s", reply.error_code)
+            logger.warning("session rotation rejected: %s", reply.error_code)
             self.save_cookie(response, "")
             return
         self._set_session_cookie(request, response, reply.body)
@@ -186,7 +188,9 @@ class SessionServiceStorage(AbstractStorage):
             self._cache.drop_key(cache_key(token))
             reply = await request.app[SESSIONS].revoke(token)
             if not reply.ok:
-                raise ApiError(detail=f"session revoke answered {reply.status}")
+                raise ApiError(
+                    detail=f"session revoke responded with status {reply.status}"
+                )
         self.save_cookie(response, "")
 
     async def _save_data(
@@ -204,7 +208,7 @@ class SessionServiceStorage(AbstractStorage):
         if reply.status == 404:
             self.save_cookie(response, "")
         elif not reply.ok:
-            raise ApiError(detail=f"session save answered {reply.status}")
+            raise ApiError(detail=f"session save responded with status {reply.status}")
 
 
 async def rotate_session(request: web.Request) -> None:

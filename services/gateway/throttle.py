@@ -4,7 +4,7 @@ Login attempts are counted per account and per client address in Redis,
 within a window, before the password is checked; a successful login
 resets the account's count. Past a threshold each further attempt locks
 the key for a growing delay (doubling, capped), during which logins for it
-are answered 429 without checking the password. The account lock is skipped
+get 429 without a password check. The account lock is skipped
 for a browser that holds a device cookie from an earlier successful login
 to that account (OWASP: "Slow Down Online Guessing Attacks with Device
 Cookies"), so an attacker cannot lock the real user out; the address

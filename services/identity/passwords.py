@@ -133,7 +133,7 @@ class PasswordHasher:
         usable = password_hash is not None and is_bcrypt_hash(password_hash)
         if len(secret) > MAX_PASSWORD_BYTES or not usable:
             if password_hash is not None and not usable:
-                logger.warning("stored password hash is unusable, login refused")
+                logger.warning("stored password hash is invalid, login rejected")
             self._burn(secret[:MAX_PASSWORD_BYTES])
             return False
         assert password_hash is not None

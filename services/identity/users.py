@@ -35,7 +35,7 @@ logger = logging.getLogger("mflix.identity.users")
 
 
 def public_user(user: UserDocument) -> dict[str, Any]:
-    """The user as other services and clients see it: never the hash."""
+    """Return the user as other services and clients see it, never the hash."""
     created_at = user.get("created_at")
     return {
         "id": str(user["_id"]),

@@ -210,4 +210,4 @@ async def test_unusable_stored_hash_answers_401_and_logs(
         response = await api_login(client, stack, email)
 
     assert response.status == 401
-    assert "stored password hash is unusable" in stack.logs()
+    assert "stored password hash is invalid, login rejected" in stack.logs()
