@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
 from urllib.parse import urlsplit
 
 import aiohttp
@@ -19,12 +22,14 @@ from playwright.async_api import (
 )
 
 from tests.support.browser import launch_chromium, screenshot_path
-from tests.support.flows import PASSWORD, api_signup
+from tests.support.bus import RedisServer
+from tests.support.flows import COOKIE, PASSWORD, api_signup
 from tests.support.processes import Stack
 
 pytestmark = pytest.mark.browser
 
 NewContext = Callable[[str], Awaitable[BrowserContext]]
+NEW_PASSWORD = "butter on the popcorn"
 
 # Returns the focused element's id (its text when it has no id) and outline.
 FOCUSED_ELEMENT = """() => {
@@ -292,3 +297,80 @@ async def test_revoked_session_logs_out_other_browser(
 
     assert path_of(second) == "/login"
     await expect(second.get_by_role("heading", level=1)).to_have_text("Welcome back")
+
+
+async def session_cookie_of(context: BrowserContext) -> str | None:
+    for cookie in await context.cookies():
+        if cookie["name"] == COOKIE:
+            return cookie["value"]
+    return None
+
+
+async def change_password_through_form(page: Page) -> Response:
+    await page.goto("/account")
+    await page.get_by_label("Current password", exact=True).press_sequentially(PASSWORD)
+    await page.get_by_label("New password", exact=True).press_sequentially(NEW_PASSWORD)
+    return await submit(page.get_by_role("button", name="Change password"))
+
+
+async def seconds_until_logged_out(page: Page, attempts: int = 100) -> float | None:
+    """Reload / until it lands on /login; return the elapsed seconds, or None."""
+    started = time.monotonic()
+    for _ in range(attempts):
+        await page.goto("/")
+        if path_of(page) == "/login":
+            return time.monotonic() - started
+        await asyncio.sleep(0.1)
+    return None
+
+
+async def test_password_change_logs_other_browser_out(
+    new_context: NewContext, make_stack: Callable[..., Stack], email: str
+) -> None:
+    stack = make_stack()
+    first_context = await new_context(stack.url())
+    first = await first_context.new_page()
+    second = await (await new_context(stack.url())).new_page()
+    await sign_up_through_form(first, "Rita Reel", email)
+    await log_in_through_form(second, email)
+    cookie_before = await session_cookie_of(first_context)
+
+    response = await change_password_through_form(first)
+    elapsed = await seconds_until_logged_out(second)
+    await first.goto("/")
+
+    assert response.status == 303
+    assert elapsed is not None
+    assert elapsed < 1.0
+    assert path_of(first) == "/"
+    assert await session_cookie_of(first_context) not in {None, cookie_before}
+
+
+async def test_password_change_with_redis_down_logs_out_after_recovery(
+    new_context: NewContext,
+    make_stack: Callable[..., Stack],
+    email: str,
+    tmp_path: Path,
+) -> None:
+    redis = RedisServer(tmp_path / "redis")
+    redis.start()
+    try:
+        stack = make_stack(REDIS_URL=redis.url)
+        first = await (await new_context(stack.url())).new_page()
+        second = await (await new_context(stack.url())).new_page()
+        await sign_up_through_form(first, "Rita Reel", email)
+        await log_in_through_form(second, email)
+
+        redis.stop()
+        response = await change_password_through_form(first)
+        still_in = await second.goto("/")
+        redis.start()
+        elapsed = await seconds_until_logged_out(second)
+        await first.goto("/")
+    finally:
+        redis.stop()
+
+    assert response.status == 303
+    assert still_in is not None
+    assert elapsed is not None
+    assert path_of(first) == "/"
