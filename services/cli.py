@@ -12,9 +12,15 @@ from redis.exceptions import RedisError
 
 from services.common.bus import create_redis
 from services.common.deadletters import list_dead_letters, replay_dead_letters
-from services.common.events import ConsumerGroup, dead_letter_stream_name
+from services.common.events import (
+    ConsumerGroup,
+    Producer,
+    dead_letter_stream_name,
+    stream_name,
+)
 from services.common.logs import configure_logging
 from services.common.mongo import create_client, database
+from services.common.outbox import OutboxRelay
 from services.common.runner import load_settings
 from services.identity.activity import Activity
 from services.identity.emails import email_key
@@ -41,9 +47,16 @@ async def _import_users(path: Path) -> int:
 async def _lock_or_delete(email: str, action: str, reason: str) -> int:
     settings = load_settings(IdentitySettings)
     client = create_client(settings.mongodb_url)
+    redis = create_redis(settings.redis_url)
     try:
         db = database(client)
         store = UserStore(db)
+        relay = OutboxRelay(
+            [store.users, store.credentials],
+            redis,
+            stream_name(settings.stream_prefix, Producer.IDENTITY),
+        )
+        store.on_outbox = relay.notify
         user = await store.find_by_email_key(email_key(email))
         if user is None:
             print(f"mflix-auth: no user with email {email}", file=sys.stderr)
@@ -58,12 +71,24 @@ async def _lock_or_delete(email: str, action: str, reason: str) -> int:
             await users.lock(str(user["_id"]), reason)
         else:
             await users.delete(str(user["_id"]))
+        done = "locked" if action == "lock" else "deleted"
+        print(f"{done} user {user['_id']}")
+        await _publish_now(relay)
     finally:
+        await redis.aclose()
         await client.close()
-    # The running identity service relays the stored event within a second.
-    done = "locked" if action == "lock" else "deleted"
-    print(f"{done} user {user['_id']}; all of their sessions will be revoked")
     return 0
+
+
+async def _publish_now(relay: OutboxRelay) -> None:
+    try:
+        await relay.flush()
+    except RedisError:
+        # The event is stored with the change: the identity service's relay
+        # finds it in its next scan, within a minute of Redis coming back.
+        print("Redis is unreachable: the sessions will be revoked once it is back")
+        return
+    print("all of their sessions are being revoked")
 
 
 async def _dead_letters(action: str, group: str, ids: list[str]) -> int:

@@ -54,7 +54,7 @@ from tests.support.flows import (
     session_cookie,
 )
 from tests.support.internal import call, create_session, resolve
-from tests.support.processes import Stack
+from tests.support.processes import Stack, free_port
 
 NEW_PASSWORD = "a quieter night at the movies"
 SESSION_GROUP = ConsumerGroup.SESSION.value
@@ -626,11 +626,14 @@ async def test_lock_revokes_session_created_after_lock(
     signup = await api_signup(client, stack, email)
     assert signup.status == 201
     locked = await current_viewer(client, stack)
-    # Without the identity service nothing relays the lock event yet, so the
-    # next session is created between the lock and its event, like the
-    # session of a login whose password check passed just before the lock.
+    # With the identity service down and the command unable to reach Redis,
+    # nothing relays the lock event yet, so the next session is created
+    # between the lock and its event, like the session of a login whose
+    # password check passed just before the lock.
     stack.kill("identity")
-    result = await run_cli(stack, "lock-user", email)
+    result = await run_cli(
+        stack, "lock-user", email, REDIS_URL=f"redis://127.0.0.1:{free_port()}/0"
+    )
     token, _session = await create_session(http, stack, user_id=locked.user_id)
 
     stack.start("identity")

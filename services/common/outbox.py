@@ -14,6 +14,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
+from collections import deque
+from collections.abc import Callable
 from typing import Any
 
 from pymongo.asynchronous.collection import AsyncCollection
@@ -27,10 +30,18 @@ from .events import Envelope
 
 logger = logging.getLogger("mflix.outbox")
 
+# Documents a relay remembers for retries while Redis is down.
+MAX_QUEUED_DOCUMENTS = 10_000
+
 OUTBOX_FIELD = "outbox"
 OUTBOX_SINCE_FIELD = "outbox_since"
 
 Document = dict[str, Any]
+OutboxNotifier = Callable[[AsyncCollection[Document], Any], None]
+
+
+def ignore_outbox(collection: AsyncCollection[Document], document_id: Any) -> None:
+    """Do nothing: the default notifier, for stores used without a relay."""
 
 
 def outbox_fields(*events: Envelope) -> Document:
@@ -44,6 +55,11 @@ def outbox_fields(*events: Envelope) -> Document:
 class OutboxRelay:
     """Publish the outboxes of some collections to one stream, in every process.
 
+    Each process relays the documents it inserted itself, by ``_id``, as
+    soon as it is notified, and retries them every ``interval`` while Redis
+    is down. A full scan for pending events, which also finds those left by
+    a crashed process, runs at start and every ``scan_interval`` seconds:
+    FerretDB 1.x serves such a scan without its index, so it is kept rare.
     Several relays may run at once: the worst case is an event published
     twice, never one lost.
     """
@@ -55,25 +71,32 @@ class OutboxRelay:
         stream: str,
         *,
         interval: float = 1.0,
+        scan_interval: float = 60.0,
         batch_size: int = 100,
     ) -> None:
-        self._collections = collections
+        self._collections = {collection.name: collection for collection in collections}
         self._redis = redis
         self._stream = stream
         self._interval = interval
+        self._scan_interval = scan_interval
         self._batch_size = batch_size
         self._wake = asyncio.Event()
+        # Bounded: past the limit the oldest ids are forgotten, and the next
+        # full scan still finds their events in MongoDB.
+        self._queued: deque[tuple[str, Any]] = deque(maxlen=MAX_QUEUED_DOCUMENTS)
         self.published = 0
 
     async def create_indexes(self) -> None:
-        for collection in self._collections:
+        for collection in self._collections.values():
             await collection.create_index(OUTBOX_SINCE_FIELD, sparse=True)
 
-    def wake(self) -> None:
-        """Ask for a pass now, so events go out without waiting for the interval."""
+    def notify(self, collection: AsyncCollection[Document], document_id: Any) -> None:
+        """Queue a document just inserted with events, and relay it now."""
+        self._queued.append((collection.name, document_id))
         self._wake.set()
 
     async def run(self) -> None:
+        next_scan = 0.0
         while True:
             try:
                 await asyncio.wait_for(self._wake.wait(), timeout=self._interval)
@@ -81,7 +104,10 @@ class OutboxRelay:
                 pass
             self._wake.clear()
             try:
-                await self.relay_pending()
+                await self._relay_queued()
+                if time.monotonic() >= next_scan:
+                    await self.relay_pending()
+                    next_scan = time.monotonic() + self._scan_interval
             except asyncio.CancelledError:
                 raise
             except (PyMongoError, RedisError, OSError) as error:
@@ -89,29 +115,46 @@ class OutboxRelay:
                     "outbox relay to %s failed, will retry: %r", self._stream, error
                 )
 
+    async def flush(self) -> None:
+        """Relay the notified documents now; raise if MongoDB or Redis fails."""
+        await self._relay_queued()
+
+    async def _relay_queued(self) -> None:
+        while self._queued:
+            name, document_id = self._queued[0]
+            collection = self._collections[name]
+            document = await collection.find_one(
+                {"_id": document_id}, {OUTBOX_FIELD: 1}
+            )
+            if document is not None:
+                self.published += await self._relay_document(collection, document)
+            self._queued.popleft()
+
     async def relay_pending(self) -> int:
-        """Publish and remove pending events once; return how many went out."""
+        """Publish and remove every pending event found by a scan; return the count."""
         count = 0
-        for collection in self._collections:
-            count += await self._relay_collection(collection)
+        for collection in self._collections.values():
+            cursor = collection.find(
+                {OUTBOX_SINCE_FIELD: {"$exists": True}},
+                {OUTBOX_FIELD: 1},
+                limit=self._batch_size,
+            )
+            async for document in cursor:
+                count += await self._relay_document(collection, document)
         self.published += count
         return count
 
-    async def _relay_collection(self, collection: AsyncCollection[Document]) -> int:
+    async def _relay_document(
+        self, collection: AsyncCollection[Document], document: Document
+    ) -> int:
         count = 0
-        cursor = collection.find(
-            {OUTBOX_SINCE_FIELD: {"$exists": True}},
-            {OUTBOX_FIELD: 1},
-            limit=self._batch_size,
+        for raw in document.get(OUTBOX_FIELD) or []:
+            await self._relay_one(collection, document["_id"], raw)
+            count += 1
+        await collection.update_one(
+            {"_id": document["_id"], OUTBOX_FIELD: []},
+            {"$unset": {OUTBOX_SINCE_FIELD: ""}},
         )
-        async for document in cursor:
-            for raw in document.get(OUTBOX_FIELD) or []:
-                await self._relay_one(collection, document["_id"], raw)
-                count += 1
-            await collection.update_one(
-                {"_id": document["_id"], OUTBOX_FIELD: []},
-                {"$unset": {OUTBOX_SINCE_FIELD: ""}},
-            )
         return count
 
     async def _relay_one(

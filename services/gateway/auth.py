@@ -75,9 +75,14 @@ async def log_in(
     trusted = throttle.device_matches(device, account)
     await throttle.begin_attempt(account, _address(request), trusted_device=trusted)
 
-    reply = await request.app[IDENTITY].verify(
-        email=email, password=password, ip=client_ip(request)
-    )
+    try:
+        reply = await request.app[IDENTITY].verify(
+            email=email, password=password, ip=client_ip(request)
+        )
+    except ServiceUnavailable:
+        # No password was checked: an overload must not lock the account.
+        await throttle.give_back(account, _address(request), trusted_device=trusted)
+        raise
     if reply.status != 200:
         _raise_for_reply_error(reply.status, reply.body)
     user = reply.body["user"]
@@ -111,9 +116,13 @@ async def change_password(
     throttle = request.app[THROTTLE]
     account = f"password-change:{user['id']}"
     await throttle.begin_attempt(account, _address(request), trusted_device=False)
-    reply = await request.app[IDENTITY].change_password(
-        user["id"], current=current, new=new, keep_session_id=record["id"]
-    )
+    try:
+        reply = await request.app[IDENTITY].change_password(
+            user["id"], current=current, new=new, keep_session_id=record["id"]
+        )
+    except ServiceUnavailable:
+        await throttle.give_back(account, _address(request), trusted_device=False)
+        raise
     if reply.status != 200:
         _raise_for_reply_error(reply.status, reply.body)
     await throttle.record_success(account, _address(request))

@@ -163,6 +163,7 @@ class SessionServiceStorage(AbstractStorage):
             return
         self._cache.drop_key(cache_key(token))
         reply = await request.app[SESSIONS].rotate(token)
+        self._cache.drop_key(cache_key(token))
         if not reply.ok:
             logger.warning("session rotation rejected: %s", reply.error_code)
             self.save_cookie(response, "")
@@ -187,6 +188,9 @@ class SessionServiceStorage(AbstractStorage):
         if token is not None:
             self._cache.drop_key(cache_key(token))
             reply = await request.app[SESSIONS].revoke(token)
+            # Again after the revocation: a lookup that ran meanwhile may
+            # have seen the session still live.
+            self._cache.drop_key(cache_key(token))
             if not reply.ok:
                 raise ApiError(
                     detail=f"session revoke responded with status {reply.status}"

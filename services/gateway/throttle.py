@@ -116,6 +116,21 @@ class Throttle:
                 "login throttle unavailable, success not recorded: %r", error
             )
 
+    async def give_back(
+        self, account: str, address: str, *, trusted_device: bool
+    ) -> None:
+        """Return an attempt whose password was never checked, as on a 503."""
+        keys = [self._count_key("address", address)]
+        if not trusted_device:
+            keys.append(self._count_key("account", account))
+        try:
+            for key in keys:
+                await self._redis.decr(key)
+        except RedisError as error:
+            logger.warning(
+                "login throttle unavailable, attempt not returned: %r", error
+            )
+
     async def check_signup(self, address: str) -> None:
         """Count a signup from ``address``; raise TooManyRequests past the limit."""
         key = f"{self._prefix}:signup:{address}"

@@ -66,6 +66,7 @@ def _dependencies(settings: IdentitySettings):  # type: ignore[no-untyped-def]
         )
         own_stream = stream_name(settings.stream_prefix, Producer.IDENTITY)
         relay = OutboxRelay([store.users, store.credentials], redis, own_stream)
+        store.on_outbox = relay.notify
         app[RELAY] = relay
         app[ACTIVITY] = activity
         app[USERS] = Users(
@@ -73,7 +74,6 @@ def _dependencies(settings: IdentitySettings):  # type: ignore[no-untyped-def]
             hasher,
             activity,
             password_min_length=settings.password_min_length,
-            on_event=relay.wake,
         )
         session_events = GroupConsumer(
             redis,

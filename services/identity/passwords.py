@@ -9,8 +9,10 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import logging
+import math
 import os
 import re
+import time
 import unicodedata
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -34,6 +36,8 @@ _HASH_PATTERN = re.compile(r"^\$2[aby]\$(\d\d)\$[./A-Za-z0-9]{53}$")
 # the hash, and above 16 one check would stall a worker for minutes.
 MIN_HASH_COST = 4
 MAX_HASH_COST = 16
+# Seconds of queued hashing work accepted before new hashes get 503.
+QUEUE_SECONDS = 4.0
 
 
 class WeakPassword(ValueError):
@@ -89,13 +93,19 @@ class PasswordHasher:
         self._executor = ThreadPoolExecutor(
             max_workers=threads, thread_name_prefix="bcrypt"
         )
-        # Beyond this many waiting hashes a new one is refused at once: a
-        # login flood then costs 503s instead of a queue that outlives the
-        # callers' timeouts and delays every later login.
-        self._max_queued = max_queued or threads * 8
-        self._queued = 0
         # Verified when the email is unknown, so that case costs one hash too.
+        # Timing it also tells how long one hash takes on this machine.
+        started = time.perf_counter()
         self._dummy_hash = bcrypt.hashpw(b"mflix-dummy-password", bcrypt.gensalt(cost))
+        seconds_per_hash = max(time.perf_counter() - started, 0.001)
+        # Beyond this many waiting hashes a new one is refused at once with
+        # 503, so a login flood cannot build a queue that outlives callers'
+        # timeouts. By default the queue holds about QUEUE_SECONDS of work,
+        # below the gateway's five-second limit on internal calls.
+        self._max_queued = max_queued or max(
+            threads * 4, math.ceil(threads * QUEUE_SECONDS / seconds_per_hash)
+        )
+        self._queued = 0
 
     def close(self) -> None:
         self._executor.shutdown(wait=False, cancel_futures=True)

@@ -19,7 +19,7 @@ class IdentitySettings(CommonSettings):
     # Number of threads hashing at once; 0 means one per CPU core.
     hash_workers: int = Field(0, ge=0, le=64)
     # Hashes allowed to wait for a thread before new ones get 503; 0 means
-    # eight per thread.
+    # about four seconds of hashing work, measured at start.
     max_queued_hashes: int = Field(0, ge=0)
     password_min_length: int = Field(8, ge=8, le=64)
     # Seconds a pending event waits before another consumer claims it.

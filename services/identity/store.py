@@ -22,7 +22,13 @@ from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
 from services.common.events import Envelope
-from services.common.outbox import OUTBOX_FIELD, OUTBOX_SINCE_FIELD, outbox_fields
+from services.common.outbox import (
+    OUTBOX_FIELD,
+    OUTBOX_SINCE_FIELD,
+    OutboxNotifier,
+    ignore_outbox,
+    outbox_fields,
+)
 
 USERS_COLLECTION = "users"
 CREDENTIALS_COLLECTION = "credentials"
@@ -51,6 +57,9 @@ def credential_id(user_id: str, version: int) -> str:
 
 class UserStore:
     def __init__(self, db: AsyncDatabase[UserDocument]) -> None:
+        # Called with the collection and _id of each document inserted with
+        # events; the service points it at its outbox relay.
+        self.on_outbox: OutboxNotifier = ignore_outbox
         self.users: AsyncCollection[UserDocument] = db[USERS_COLLECTION]
         self.credentials: AsyncCollection[CredentialDocument] = db[
             CREDENTIALS_COLLECTION
@@ -73,6 +82,7 @@ class UserStore:
             await self.users.insert_one({**user, **outbox_fields(*events)})
         except DuplicateKeyError as error:
             raise DuplicateEmail(user["email_key"]) from error
+        self.on_outbox(self.users, user["_id"])
 
     async def find_by_email_key(self, key: str) -> UserDocument | None:
         return await self.users.find_one({"email_key": key}, _WITHOUT_OUTBOX)
@@ -102,6 +112,8 @@ class UserStore:
             await self.credentials.insert_one(document)
         except DuplicateKeyError:
             return False
+        if events:
+            self.on_outbox(self.credentials, credential["_id"])
         return True
 
     async def insert_imported(

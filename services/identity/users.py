@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
@@ -77,13 +76,11 @@ class Users:
         activity: Activity,
         *,
         password_min_length: int,
-        on_event: Callable[[], None] = lambda: None,
     ) -> None:
         self._store = store
         self._hasher = hasher
         self._activity = activity
         self._min_length = password_min_length
-        self._on_event = on_event
 
     def _validate_new_password(self, password: str, field: str) -> str:
         normalized = normalize_password(password)
@@ -144,7 +141,6 @@ class Users:
         except DuplicateEmail as error:
             logger.info("signup rejected: email already registered")
             raise EmailTaken() from error
-        self._on_event()
         logger.info("user registered", extra={"user_id": str(user_id)})
         await self._record(str(user_id), ActivityKind.SIGNED_UP, ip=ip)
         return user
@@ -262,7 +258,6 @@ class Users:
                     "current_password": "The password changed meanwhile. Try again."
                 }
             )
-        self._on_event()
         logger.info("password changed", extra={"user_id": user_id})
         await self._record(user_id, ActivityKind.PASSWORD_CHANGED)
         return user
@@ -303,6 +298,5 @@ class Users:
             )
             event = new_event(event_type, {"user_id": user_id})
             if await self._store.insert_credential(locked, event):
-                self._on_event()
                 return
         raise IdentityError(detail=f"could not lock user {user_id} after 10 attempts")

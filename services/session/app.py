@@ -65,11 +65,11 @@ def _dependencies(settings: SessionSettings):  # type: ignore[no-untyped-def]
         store = SessionStore(database(mongo))
         stream = stream_name(settings.stream_prefix, Producer.SESSION)
         relay = OutboxRelay([store.sessions, store.revocations], redis, stream)
+        store.on_outbox = relay.notify
         sessions = Sessions(
             store,
             timeouts=_timeouts(settings),
             max_data_bytes=settings.max_data_bytes,
-            on_event=relay.wake,
         )
         app[SESSIONS] = sessions
         consumer = GroupConsumer(

@@ -94,13 +94,11 @@ class Sessions:
         *,
         timeouts: Timeouts,
         max_data_bytes: int,
-        on_event: Callable[[], None] = lambda: None,
         clock: Callable[[], datetime] = utc_now,
     ) -> None:
         self._store = store
         self._timeouts = timeouts
         self._max_data_bytes = max_data_bytes
-        self._on_event = on_event
         self._now = clock
 
     def _encode_data(self, data: dict[str, Any]) -> str:
@@ -179,7 +177,6 @@ class Sessions:
         )
         await self._store.insert(document, event)
         WRITES.labels("create").inc()
-        self._on_event()
         logger.info(
             "session created",
             extra={"user_id": user["id"], "session": short_ref(document["session_id"])},
@@ -299,7 +296,6 @@ class Sessions:
         WRITES.labels("revoke").inc()
         if not await self._store.insert_revocation(revocation, event):
             return False
-        self._on_event()
         logger.info(
             "session revoked: %s",
             reason.value,

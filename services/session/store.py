@@ -20,7 +20,13 @@ from pymongo.errors import DuplicateKeyError
 
 from services.common.events import Envelope
 from services.common.mongo import create_ttl_index
-from services.common.outbox import OUTBOX_FIELD, OUTBOX_SINCE_FIELD, outbox_fields
+from services.common.outbox import (
+    OUTBOX_FIELD,
+    OUTBOX_SINCE_FIELD,
+    OutboxNotifier,
+    ignore_outbox,
+    outbox_fields,
+)
 
 SESSIONS_COLLECTION = "sessions"
 REVOCATIONS_COLLECTION = "session_revocations"
@@ -31,6 +37,9 @@ _WITHOUT_OUTBOX = {OUTBOX_FIELD: 0, OUTBOX_SINCE_FIELD: 0}
 
 class SessionStore:
     def __init__(self, db: AsyncDatabase[SessionDocument]) -> None:
+        # Called with the collection and _id of each document inserted with
+        # events; the service points it at its outbox relay.
+        self.on_outbox: OutboxNotifier = ignore_outbox
         self.sessions: AsyncCollection[SessionDocument] = db[SESSIONS_COLLECTION]
         self.revocations: AsyncCollection[SessionDocument] = db[REVOCATIONS_COLLECTION]
         self.has_ttl_index = False
@@ -50,6 +59,7 @@ class SessionStore:
 
     async def insert(self, document: SessionDocument, event: Envelope) -> None:
         await self.sessions.insert_one({**document, **outbox_fields(event)})
+        self.on_outbox(self.sessions, document["_id"])
 
     async def find(self, query: dict[str, Any]) -> SessionDocument | None:
         return await self.sessions.find_one(query, _WITHOUT_OUTBOX)
@@ -83,6 +93,7 @@ class SessionStore:
             await self.revocations.insert_one({**revocation, **outbox_fields(event)})
         except DuplicateKeyError:
             return False
+        self.on_outbox(self.revocations, revocation["_id"])
         return True
 
     async def for_user(self, user_id: str, now: datetime) -> list[SessionDocument]:

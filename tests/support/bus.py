@@ -145,13 +145,15 @@ async def unacknowledged_count(redis: Redis, stream: str, group: str) -> int:
     return int(groups[group]["pending"]) + len(undelivered)
 
 
-async def run_cli(stack: Stack, *arguments: str) -> subprocess.CompletedProcess[str]:
+async def run_cli(
+    stack: Stack, *arguments: str, **environment: str
+) -> subprocess.CompletedProcess[str]:
     """Run ``python -m services.cli`` with the environment of ``stack``."""
     return await asyncio.to_thread(
         subprocess.run,
         [sys.executable, "-m", "services.cli", *arguments],
         cwd=ROOT,
-        env=stack.environment,
+        env={**stack.environment, **environment},
         capture_output=True,
         text=True,
         timeout=60,
