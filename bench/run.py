@@ -5,16 +5,19 @@ cost) and the reference Express peer (express-session with connect-mongo),
 all on 127.0.0.1 in a temporary folder, then measures in this order:
 
 1. ``GET /api/v1/me`` throughput and latency at a fixed concurrency, with
-   users logged out under that load to time how soon their cookie gets 401;
-2. logins per second against this machine's bcrypt limit, and ``/me``
-   latency of one user with and without that login flood;
-3. the resident memory of every server process;
-4. ``/me`` throughput and latency again after extra session documents were
+   users logged out under that load to time how soon their cookie gets 401.
+2. Logins per second against this machine's bcrypt limit, and ``/me``
+   latency of one user with and without that login flood.
+3. The resident memory of every server process.
+4. Optionally, py-spy profiles of our services under both loads.
+5. ``/me`` throughput and latency again after extra session documents were
    inserted into both session collections.
 
-It prints Markdown tables and stops every process it started, also on
-Ctrl-C, SIGTERM or an error. Every load goes only to servers this script
-started and is bounded in time and request count.
+Before each phase it waits until the servers are idle, and it reports the
+CPU use of every process during each phase, including "other" programs on
+the machine. It prints Markdown tables and stops every process it started,
+also on Ctrl-C, SIGTERM or an error. Every load goes only to servers that
+this script started and is bounded in time and request count.
 
     .venv/bin/python -m bench.run --duration 20 --concurrency 32
 
@@ -35,6 +38,7 @@ import math
 import multiprocessing
 import os
 import platform
+import resource
 import secrets
 import shutil
 import signal
@@ -45,9 +49,10 @@ import tempfile
 import time
 from collections import Counter
 from collections.abc import Iterator, Sequence
-from concurrent.futures import Executor, ProcessPoolExecutor
+from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
+from importlib import metadata
 from pathlib import Path
 from types import FrameType
 from typing import Any
@@ -73,9 +78,12 @@ PASSWORD = "popcorn at midnight"
 DEFAULT_BCRYPT_COST: int = IdentitySettings.model_fields["bcrypt_cost"].default
 OUR_DATABASE = "mflix_bench"
 PEER_DATABASE = "mflix_peer"
-# Seconds one benchmark request may take before it counts as an error.
+# Seconds one benchmark request may take before it counts as an error. A
+# login waits longer because a flood queues it behind other bcrypt checks.
 REQUEST_TIMEOUT = 10.0
-# Upper bound on requests of one load phase, whatever its duration.
+LOGIN_TIMEOUT = 30.0
+# Upper bound on the requests of one aiohttp load, whatever its duration
+# (wrk stops by time only).
 MAX_REQUESTS_PER_LOAD = 5_000_000
 # Pause between /me polls after a logout, and the maximum wait for a 401.
 POLL_INTERVAL = 0.015
@@ -87,6 +95,18 @@ FLOOD_MARGIN = 1.0
 SIGNUP_CONCURRENCY = 8
 INSERT_BATCH_SIZE = 1000
 WRK_RESULT_PREFIX = "WRK_RESULT "
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+LOAD_GENERATOR = "load generator"
+# A phase starts once all servers together use less than this share of one
+# core (in %) over SETTLE_WINDOW seconds, or after SETTLE_LIMIT seconds.
+SETTLED_CPU_PERCENT = 15.0
+SETTLE_WINDOW = 0.5
+SETTLE_LIMIT = 30.0
+# Seconds over which the CPU use of idle servers is measured.
+IDLE_SAMPLE_SECONDS = 3.0
+OTHER_PROCESSES = "other"
+# Other programs using this much of one core (in %) during a phase get a note.
+OTHER_CPU_NOTE_PERCENT = 20.0
 
 # wrk cycles through the cookies of the signed-up users and prints one JSON
 # line of results. The cookie file is the first argument after "--".
@@ -138,6 +158,8 @@ class Options:
     json_path: Path | None
     profile_dir: Path | None
     profile_seconds: int
+    # MFLIX_* variables given to our services on top of the defaults.
+    settings: dict[str, str]
 
 
 def default_peer_dir() -> Path:
@@ -146,96 +168,7 @@ def default_peer_dir() -> Path:
 
 
 def parse_options(argv: Sequence[str] | None = None) -> Options:
-    parser = argparse.ArgumentParser(
-        prog="python -m bench.run",
-        description="Benchmark mflix-auth against the reference Express peer.",
-    )
-    parser.add_argument(
-        "--duration", type=int, default=20, help="seconds of each load phase"
-    )
-    parser.add_argument(
-        "--concurrency",
-        type=int,
-        default=32,
-        help="open connections of the /me load and concurrent logins of the flood",
-    )
-    parser.add_argument(
-        "--users",
-        type=int,
-        default=64,
-        help="users signed up on each system; their cookies take turns in the load",
-    )
-    parser.add_argument(
-        "--revocations",
-        type=int,
-        default=3,
-        help="users logged out during the /me load to time revocation",
-    )
-    parser.add_argument(
-        "--probe-seconds",
-        type=int,
-        default=10,
-        help="seconds of the /me latency probe without a login flood",
-    )
-    parser.add_argument(
-        "--extra-sessions",
-        type=int,
-        default=100_000,
-        help="session documents inserted into each store before the last "
-        "/me phase; 0 skips that phase",
-    )
-    parser.add_argument(
-        "--insert-seconds",
-        type=float,
-        default=45.0,
-        help="maximum seconds spent inserting extra sessions into each store",
-    )
-    parser.add_argument(
-        "--scaling-duration",
-        type=int,
-        default=10,
-        help="seconds of each /me load before and after the extra sessions",
-    )
-    parser.add_argument(
-        "--load-generator",
-        choices=["auto", "wrk", "aiohttp"],
-        default="auto",
-        help="client of the /me load; auto picks wrk when it is installed",
-    )
-    parser.add_argument(
-        "--wrk-threads", type=int, default=1, help="threads of wrk (default 1)"
-    )
-    parser.add_argument(
-        "--peer-dir",
-        type=Path,
-        default=default_peer_dir(),
-        help="folder of the reference Express peer (server.js, package.json); "
-        "default: $MFLIX_PEER_DIR or ../shared/peer beside the repository",
-    )
-    parser.add_argument(
-        "--no-peer", action="store_true", help="measure mflix-auth alone"
-    )
-    parser.add_argument(
-        "--work-dir",
-        type=Path,
-        help="keep data, logs and the peer install in this folder instead of "
-        "a temporary one",
-    )
-    parser.add_argument(
-        "--json", dest="json_path", type=Path, help="also write results as JSON"
-    )
-    parser.add_argument(
-        "--profile-dir",
-        type=Path,
-        help="after the measured phases, record py-spy profiles of the "
-        "services under load into this folder",
-    )
-    parser.add_argument(
-        "--profile-seconds",
-        type=int,
-        default=10,
-        help="seconds of each profiled load (with --profile-dir)",
-    )
+    parser = build_parser()
     arguments = parser.parse_args(argv)
     _validate(parser, arguments)
     return Options(
@@ -254,7 +187,145 @@ def parse_options(argv: Sequence[str] | None = None) -> Options:
         json_path=arguments.json_path,
         profile_dir=arguments.profile_dir,
         profile_seconds=arguments.profile_seconds,
+        settings=parse_settings(parser, arguments.setting),
     )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m bench.run",
+        description="Benchmark mflix-auth against the reference Express peer.",
+    )
+
+    parser.add_argument(
+        "--duration", type=int, default=20, help="seconds of each load phase"
+    )
+
+    parser.add_argument(
+        "--concurrency",
+        type=int,
+        default=32,
+        help="open connections of the /me load and concurrent logins of the flood",
+    )
+
+    parser.add_argument(
+        "--users",
+        type=int,
+        default=64,
+        help="users signed up on each system; their cookies take turns in the load",
+    )
+
+    parser.add_argument(
+        "--revocations",
+        type=int,
+        default=3,
+        help="users logged out during the /me load to time revocation",
+    )
+
+    parser.add_argument(
+        "--probe-seconds",
+        type=int,
+        default=10,
+        help="seconds of the /me latency probe without a login flood",
+    )
+
+    parser.add_argument(
+        "--extra-sessions",
+        type=int,
+        default=100_000,
+        help="session documents inserted into each store before the last "
+        "/me phase; 0 skips that phase",
+    )
+
+    parser.add_argument(
+        "--insert-seconds",
+        type=float,
+        default=45.0,
+        help="maximum seconds spent inserting extra sessions into each store",
+    )
+
+    parser.add_argument(
+        "--scaling-duration",
+        type=int,
+        default=10,
+        help="seconds of each /me load before and after the extra sessions",
+    )
+
+    parser.add_argument(
+        "--load-generator",
+        choices=["auto", "wrk", "aiohttp"],
+        default="auto",
+        help="client of the /me load; auto picks wrk when it is installed",
+    )
+
+    parser.add_argument(
+        "--wrk-threads", type=int, default=1, help="threads of wrk (default 1)"
+    )
+
+    parser.add_argument(
+        "--peer-dir",
+        type=Path,
+        default=default_peer_dir(),
+        help="folder of the reference Express peer (server.js, package.json); "
+        "default: $MFLIX_PEER_DIR or ../shared/peer beside the repository",
+    )
+
+    parser.add_argument(
+        "--no-peer", action="store_true", help="measure mflix-auth alone"
+    )
+
+    parser.add_argument(
+        "--work-dir",
+        type=Path,
+        help="keep data, logs and the peer install in this folder instead of "
+        "a temporary one",
+    )
+
+    parser.add_argument(
+        "--json", dest="json_path", type=Path, help="also write results as JSON"
+    )
+
+    parser.add_argument(
+        "--profile-dir",
+        type=Path,
+        help="after the /me and login phases, record py-spy profiles of the "
+        "services under load into this folder",
+    )
+
+    parser.add_argument(
+        "--profile-seconds",
+        type=int,
+        default=10,
+        help="seconds of each profiled load (with --profile-dir)",
+    )
+
+    parser.add_argument(
+        "--setting",
+        action="append",
+        default=[],
+        metavar="MFLIX_NAME=VALUE",
+        help="pass a setting to our services, such as MFLIX_LOG_LEVEL=WARNING; "
+        "repeatable; the bcrypt cost cannot be changed",
+    )
+    return parser
+
+
+def parse_settings(
+    parser: argparse.ArgumentParser, pairs: Sequence[str]
+) -> dict[str, str]:
+    """Parse --setting values, rejecting other variables and the bcrypt cost."""
+    settings = {}
+    for pair in pairs:
+        name, separator, value = pair.partition("=")
+        if not separator or not name.startswith("MFLIX_"):
+            parser.error(f"invalid --setting {pair!r}: expected MFLIX_NAME=VALUE")
+        if name == "MFLIX_IDENTITY_BCRYPT_COST":
+            parser.error(
+                "--setting MFLIX_IDENTITY_BCRYPT_COST is rejected: logins are "
+                f"measured at the default cost {DEFAULT_BCRYPT_COST}"
+            )
+        settings[name] = value
+    return settings
 
 
 def _validate(parser: argparse.ArgumentParser, arguments: argparse.Namespace) -> None:
@@ -279,16 +350,25 @@ def _validate(parser: argparse.ArgumentParser, arguments: argparse.Namespace) ->
 
 @dataclass
 class LoadResult:
-    """Totals and latency of one bounded load; latencies in milliseconds."""
+    """Totals and latency, in milliseconds, of one bounded load."""
 
     generator: str
     requests: int
+    # wrk counts only responses with a status of 400 or more here.
     non_2xx: int
     socket_errors: int
     seconds: float
     p50_ms: float
     p99_ms: float
     max_ms: float
+    # CPU seconds the client itself used (wrk, or the aiohttp process).
+    client_cpu_seconds: float = 0.0
+    # Responses by HTTP status; wrk reports only the non-2xx total.
+    statuses: dict[int, int] = field(default_factory=dict)
+    # 2xx responses received before the planned end; requests still in
+    # flight then may finish later and count only in ``requests``.
+    ok_before_deadline: int = 0
+    planned_seconds: float = 0.0
 
     @property
     def rate(self) -> float:
@@ -297,7 +377,11 @@ class LoadResult:
 
 @dataclass
 class Revocation:
-    """One logout under load; times in milliseconds from the logout's response."""
+    """One logout under load, timed in milliseconds.
+
+    ``logout_ms`` is the logout request's own latency. ``visible_after_ms``
+    runs from its response to the first 401 for the same cookie.
+    """
 
     logout_status: int
     logout_ms: float
@@ -310,6 +394,8 @@ class Revocation:
 class MePhase:
     load: LoadResult
     revocations: list[Revocation]
+    # % of one core per process during the load.
+    cpu: dict[str, float]
 
 
 @dataclass
@@ -318,10 +404,16 @@ class LoginPhase:
     logins_ok: int
     probe_idle: LoadResult
     probe_flood: LoadResult
+    # % of one core per process during the flood.
+    cpu: dict[str, float]
+    # Seconds after the flood's last response until the servers went idle.
+    busy_after_seconds: float
 
     @property
     def logins_per_second(self) -> float:
-        return self.logins_ok / self.flood.seconds if self.flood.seconds else 0.0
+        """Successful logins per second within the planned flood duration."""
+        flood = self.flood
+        return flood.ok_before_deadline / flood.planned_seconds
 
 
 @dataclass
@@ -330,11 +422,14 @@ class ScalingPhase:
     insert_seconds: float
     before: LoadResult
     after: LoadResult
+    # % of one core per process: idle and under load, before and after.
+    cpu: dict[str, dict[str, float]]
 
 
 @dataclass
 class SystemResults:
     name: str
+    settings: dict[str, str]
     me: MePhase | None = None
     logins: LoginPhase | None = None
     memory_kib: dict[str, tuple[int, int]] = field(default_factory=dict)
@@ -347,6 +442,8 @@ class Report:
     options: dict[str, Any]
     bcrypt_seconds: float
     bcrypt_limit: float
+    # Hashes per second measured with one thread per core hashing at once.
+    bcrypt_parallel_rate: float
     systems: dict[str, SystemResults]
     notes: list[str]
 
@@ -380,19 +477,45 @@ def memory_total_gib() -> str:
     return "unknown"
 
 
+def load_average() -> str:
+    return " ".join(Path("/proc/loadavg").read_text().split()[:3])
+
+
 def describe_machine() -> dict[str, str]:
     return {
+        "load average at start (1, 5, 15 min)": load_average(),
+        "commit": command_output(
+            ["git", "-C", str(ROOT), "describe", "--always", "--dirty"]
+        ),
         "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
         "cores": str(os.cpu_count()),
         "cpu": cpu_model(),
         "memory": memory_total_gib(),
         "kernel": platform.release(),
         "python": platform.python_version(),
+        "aiohttp": metadata.version("aiohttp"),
+        "pyca/bcrypt": metadata.version("bcrypt"),
         "node": command_output(["node", "--version"]),
         "ferretdb": command_output([str(FERRETDB), "--version"]),
         "redis": command_output(["redis-server", "--version"]),
         "wrk": command_output(["wrk", "--version"]),
     }
+
+
+def time_parallel_bcrypt(cost: int, threads: int, hashes: int) -> float:
+    """Return hashes per second of ``threads`` threads hashing at ``cost`` at once.
+
+    pyca/bcrypt releases the GIL while it hashes, so threads run in parallel.
+    """
+    salt = bcrypt.gensalt(cost)
+    started = time.perf_counter()
+    with ThreadPoolExecutor(max_workers=threads) as executor:
+        list(
+            executor.map(
+                lambda _: bcrypt.hashpw(PASSWORD.encode(), salt), range(hashes)
+            )
+        )
+    return hashes / (time.perf_counter() - started)
 
 
 def time_bcrypt(cost: int, rounds: int = 5) -> float:
@@ -408,17 +531,77 @@ def time_bcrypt(cost: int, rounds: int = 5) -> float:
 
 
 def rss_kib(pid: int) -> tuple[int, int]:
-    """Return VmRSS and VmHWM (peak RSS) of a process in KiB, or (0, 0) if gone."""
+    """Return VmRSS and VmHWM (peak RSS) of a process in KiB, (0, 0) if it ended."""
     values = {"VmRSS:": 0, "VmHWM:": 0}
     try:
         status = Path(f"/proc/{pid}/status").read_text()
     except OSError:
         return 0, 0
     for line in status.splitlines():
-        key, _, rest = line.partition(" ")
-        if key in values:
-            values[key] = int(rest.split()[0])
+        parts = line.split()
+        if parts and parts[0] in values:
+            values[parts[0]] = int(parts[1])
     return values["VmRSS:"], values["VmHWM:"]
+
+
+def cpu_seconds(pid: int) -> float:
+    """Return the user plus system CPU seconds of a process, 0.0 when it is gone."""
+    try:
+        text = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return 0.0
+    # proc(5) puts utime and stime in fields 14 and 15. The command name in
+    # field 2 may contain spaces, so fields are counted from the ")" after it.
+    fields = text.rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+
+
+def machine_busy_seconds() -> float:
+    """Return the CPU seconds all cores spent outside idle and I/O wait since boot."""
+    first_line = Path("/proc/stat").read_text().splitlines()[0]
+    # proc(5) lists user, nice, system, idle, iowait, irq, softirq and steal
+    # first. Guest time is already counted in user.
+    values = [int(value) for value in first_line.split()[1:9]]
+    return (sum(values) - values[3] - values[4]) / CLOCK_TICKS
+
+
+@dataclass(frozen=True)
+class CpuSnapshot:
+    """CPU seconds of processes by role and of the whole machine, with the time."""
+
+    taken_at: float
+    seconds: dict[str, float]
+    machine_busy: float
+
+
+def cpu_snapshot(pids: dict[str, int]) -> CpuSnapshot:
+    seconds = {role: cpu_seconds(pid) for role, pid in pids.items()}
+    return CpuSnapshot(time.monotonic(), seconds, machine_busy_seconds())
+
+
+def phase_cpu(
+    before: CpuSnapshot, after: CpuSnapshot, load: LoadResult | None
+) -> dict[str, float]:
+    """Return CPU use by process between two snapshots, in % of one core.
+
+    The load generator's share comes from ``load``. "other" is what the
+    machine spent beyond every listed process: other programs on the host.
+    """
+    wall = after.taken_at - before.taken_at
+    usage = {
+        role: 100 * (after.seconds[role] - used) / wall
+        for role, used in before.seconds.items()
+    }
+    usage[LOAD_GENERATOR] = 100 * load.client_cpu_seconds / wall if load else 0.0
+    machine = 100 * (after.machine_busy - before.machine_busy) / wall
+    usage[OTHER_PROCESSES] = max(0.0, machine - sum(usage.values()))
+    return usage
+
+
+def children_cpu_seconds() -> float:
+    """Return the CPU seconds of this process's children that have ended."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
 # ---------------------------------------------------------------- processes
@@ -433,6 +616,8 @@ class System:
     pids: dict[str, int]
     mongodb_url: str
     database: str
+    # Settings passed to the servers, without addresses and secrets.
+    settings: dict[str, str] = field(default_factory=dict)
 
 
 def launch(
@@ -453,7 +638,7 @@ def launch(
 
 
 def start_ferretdb(resources: contextlib.ExitStack, directory: Path) -> tuple[int, str]:
-    """Start FerretDB over SQLite; return its pid and a MongoDB URL."""
+    """Start FerretDB over SQLite and return its pid and MongoDB URL."""
     if not FERRETDB.exists():
         raise RuntimeError(
             f"{FERRETDB} is missing: run deploy/local/install-ferretdb.sh"
@@ -503,13 +688,24 @@ def start_redis(resources: contextlib.ExitStack, directory: Path) -> tuple[int, 
 
 
 def start_ours(
-    resources: contextlib.ExitStack, work: Path, mongodb_url: str, redis_url: str
+    resources: contextlib.ExitStack,
+    work: Path,
+    urls: tuple[str, str],
+    settings: dict[str, str],
 ) -> System:
-    """Start identity, session and gateway, one process each, at bcrypt cost 12."""
+    """Start identity, session and gateway, one process each, at bcrypt cost 12.
+
+    ``urls`` are the MongoDB and Redis URLs. ``settings`` come on top of the
+    test stack's environment.
+    """
+    mongodb_url, redis_url = urls
     stack = Stack(
         mongodb_url,
         redis_url,
-        settings={"MFLIX_IDENTITY_BCRYPT_COST": str(DEFAULT_BCRYPT_COST)},
+        settings={
+            **settings,
+            "MFLIX_IDENTITY_BCRYPT_COST": str(DEFAULT_BCRYPT_COST),
+        },
         name=OUR_DATABASE,
     )
     stack.log_dir = work / "logs"
@@ -517,11 +713,20 @@ def start_ours(
     resources.callback(stack.stop)
     stack.start()
     pids = {service: process.pid for service, process in stack.processes.items()}
-    return System(OURS, stack.url("gateway"), pids, mongodb_url, stack.database)
+    passed = {
+        key: value
+        for key, value in stack.environment.items()
+        if key.startswith("MFLIX_")
+        and not any(part in key for part in ("_PORT", "_URL", "TOKEN", "SECRET"))
+    }
+    return System(OURS, stack.url("gateway"), pids, mongodb_url, stack.database, passed)
 
 
 def install_peer(source: Path, work: Path) -> Path | None:
-    """Copy the peer into ``work`` and install its packages; None when impossible."""
+    """Copy the peer into ``work`` and install its packages.
+
+    Returns the copy's folder, or None when node, npm or the peer is missing.
+    """
     node, npm = shutil.which("node"), shutil.which("npm")
     if node is None or npm is None:
         print("SKIP peer: node and npm are missing (apt-get install nodejs npm)")
@@ -601,6 +806,7 @@ def start_peer(
         {"node": process.pid},
         mongodb_url,
         PEER_DATABASE,
+        {"AUTO_REMOVE": environment["AUTO_REMOVE"]},
     )
 
 
@@ -621,15 +827,24 @@ def cookie_header(response: aiohttp.ClientResponse) -> str:
 
 
 async def sign_up(http: aiohttp.ClientSession, base_url: str, email: str) -> User:
-    body = {"name": "Bench Viewer", "email": email, "password": PASSWORD}
-    async with http.post(f"{base_url}/api/v1/signup", json=body) as response:
-        text = await response.text()
-        if response.status != 201:
-            raise RuntimeError(
-                f"signup of {email} at {base_url} returned {response.status}: "
-                f"{text[:200]}"
-            )
-        return User(email, cookie_header(response))
+    """Sign a user up, retrying a 503 up to twice with a new address.
+
+    A 503 may be a timeout after the user was created, so a retry with the
+    same address could return 409.
+    """
+    for attempt in range(3):
+        address = email if attempt == 0 else email.replace("@", f"-retry{attempt}@")
+        body = {"name": "Bench Viewer", "email": address, "password": PASSWORD}
+        async with http.post(f"{base_url}/api/v1/signup", json=body) as response:
+            text = await response.text()
+            if response.status == 201:
+                return User(address, cookie_header(response))
+            if response.status != 503:
+                break
+        print(f"signup of {address} returned 503, retrying")
+    raise RuntimeError(
+        f"signup of {email} at {base_url} returned {response.status}: {text[:200]}"
+    )
 
 
 async def sign_up_users(system: System, count: int) -> list[User]:
@@ -671,10 +886,12 @@ class LoadSpec:
     # Minimum seconds between the starts of two requests of one loop.
     interval: float = 0.0
     max_requests: int = MAX_REQUESTS_PER_LOAD
+    # Seconds one request may take before it counts as a socket error.
+    timeout: float = REQUEST_TIMEOUT
 
 
 def nearest_rank(ascending: Sequence[float], fraction: float) -> float:
-    """Return the nearest-rank percentile of ascending values; NaN when empty."""
+    """Return the nearest-rank percentile of ascending values, or NaN for none."""
     if not ascending:
         return math.nan
     rank = max(1, math.ceil(fraction * len(ascending)))
@@ -684,8 +901,9 @@ def nearest_rank(ascending: Sequence[float], fraction: float) -> float:
 @dataclass
 class _Tally:
     latencies: list[float] = field(default_factory=list)
-    non_2xx: int = 0
+    statuses: Counter[int] = field(default_factory=Counter)
     socket_errors: int = 0
+    ok_before_deadline: int = 0
 
 
 async def _request_loop(
@@ -711,18 +929,21 @@ async def _request_loop(
             continue
         latency = time.perf_counter() - started
         tally.latencies.append(latency)
-        if not 200 <= status < 300:
-            tally.non_2xx += 1
+        tally.statuses[status] += 1
+        if 200 <= status < 300 and time.monotonic() <= deadline:
+            tally.ok_before_deadline += 1
         if spec.interval > latency:
             await asyncio.sleep(spec.interval - latency)
 
 
-async def drive(spec: LoadSpec) -> LoadResult:
-    """Run a load with an aiohttp client in the current event loop."""
+async def drive(spec: LoadSpec, *, delay: float = 0.0) -> LoadResult:
+    """Run a load with an aiohttp client in the current event loop, after ``delay``."""
+    await asyncio.sleep(delay)
     tally = _Tally()
     turns = itertools.count()
+    cpu_started = time.process_time()
     connector = aiohttp.TCPConnector(limit=spec.concurrency)
-    timeout = aiohttp.ClientTimeout(total=REQUEST_TIMEOUT)
+    timeout = aiohttp.ClientTimeout(total=spec.timeout)
     async with aiohttp.ClientSession(
         connector=connector, cookie_jar=aiohttp.DummyCookieJar(), timeout=timeout
     ) as http:
@@ -738,17 +959,23 @@ async def drive(spec: LoadSpec) -> LoadResult:
     return LoadResult(
         generator="aiohttp",
         requests=len(latencies),
-        non_2xx=tally.non_2xx,
+        non_2xx=sum(
+            count for status, count in tally.statuses.items() if status // 100 != 2
+        ),
         socket_errors=tally.socket_errors,
         seconds=seconds,
         p50_ms=nearest_rank(latencies, 0.50) * 1000,
         p99_ms=nearest_rank(latencies, 0.99) * 1000,
         max_ms=(latencies[-1] * 1000) if latencies else math.nan,
+        client_cpu_seconds=time.process_time() - cpu_started,
+        statuses=dict(sorted(tally.statuses.items())),
+        ok_before_deadline=tally.ok_before_deadline,
+        planned_seconds=spec.seconds,
     )
 
 
 def load_worker(spec: LoadSpec) -> LoadResult:
-    """Run one load in a worker process; the entry point of the process pool."""
+    """Run one load in a worker process of the pool."""
     return asyncio.run(drive(spec))
 
 
@@ -775,6 +1002,8 @@ async def run_wrk(
         "--",
         str(cookie_file),
     ]
+
+    cpu_started = children_cpu_seconds()
     process = await asyncio.create_subprocess_exec(
         *command, stdout=subprocess.PIPE, stderr=subprocess.PIPE
     )
@@ -786,7 +1015,10 @@ async def run_wrk(
         if process.returncode is None:
             process.kill()
             await process.wait()
-    return parse_wrk_output(stdout.decode(), stderr.decode())
+
+    result = parse_wrk_output(stdout.decode(), stderr.decode())
+    result.client_cpu_seconds = children_cpu_seconds() - cpu_started
+    return result
 
 
 def parse_wrk_output(stdout: str, stderr: str) -> LoadResult:
@@ -823,11 +1055,51 @@ def resolve_generator(requested: str) -> str:
 class Bench:
     """The shared tools of every phase: options, folder and load generators."""
 
-    def __init__(self, options: Options, work: Path, pool: Executor) -> None:
+    def __init__(
+        self,
+        options: Options,
+        work: Path,
+        pool: Executor,
+        server_pids: dict[str, int],
+    ) -> None:
         self.options = options
         self.work = work
         self.pool = pool
+        # Every server process of both systems and this process (which runs
+        # the probes), for CPU accounting.
+        self.server_pids = server_pids
+        self.cpu_pids = {**server_pids, "bench": os.getpid()}
         self.generator = resolve_generator(options.load_generator)
+
+    async def settle(self) -> float:
+        """Wait until the servers are idle again and return the seconds waited.
+
+        Idle means that all servers together use less than SETTLED_CPU_PERCENT
+        of one core over SETTLE_WINDOW. The wait ends after SETTLE_LIMIT.
+        """
+        started = time.monotonic()
+        while time.monotonic() - started < SETTLE_LIMIT:
+            before = cpu_snapshot(self.server_pids)
+            await asyncio.sleep(SETTLE_WINDOW)
+            after = cpu_snapshot(self.server_pids)
+            used = sum(after.seconds.values()) - sum(before.seconds.values())
+            if 100 * used / (after.taken_at - before.taken_at) < SETTLED_CPU_PERCENT:
+                break
+        return time.monotonic() - started
+
+    async def idle_cpu(self, seconds: float = IDLE_SAMPLE_SECONDS) -> dict[str, float]:
+        """Return the CPU use of every process over ``seconds`` without load."""
+        before = cpu_snapshot(self.cpu_pids)
+        await asyncio.sleep(seconds)
+        return phase_cpu(before, cpu_snapshot(self.cpu_pids), None)
+
+    async def measured_load_me(
+        self, system: System, cookies: Sequence[str], seconds: int
+    ) -> tuple[LoadResult, dict[str, float]]:
+        """Run load_me and return its result with the CPU use during it."""
+        before = cpu_snapshot(self.cpu_pids)
+        load = await self.load_me(system, cookies, seconds)
+        return load, phase_cpu(before, cpu_snapshot(self.cpu_pids), load)
 
     async def load_me(
         self, system: System, cookies: Sequence[str], seconds: int
@@ -850,7 +1122,7 @@ class Bench:
 async def measure_revocation(
     base_url: str, cookie: str, load_ends: float
 ) -> Revocation:
-    """Log out with ``cookie``, then poll /me with it until the gateway says 401."""
+    """Log out with ``cookie``, then poll /me with it until it returns 401."""
     headers = {"Cookie": cookie}
     timeout = aiohttp.ClientTimeout(total=REQUEST_TIMEOUT)
     async with aiohttp.ClientSession(
@@ -898,9 +1170,16 @@ async def me_phase(bench: Bench, system: System, users: Sequence[User]) -> MePha
     cookies = [user.cookie for user in users]
     revoked = cookies[: bench.options.revocations]
     seconds = bench.options.duration
-    load = asyncio.create_task(bench.load_me(system, cookies, seconds))
-    revocations = await revoke_during_load(system.base_url, revoked, seconds)
-    return MePhase(await load, revocations)
+    await bench.settle()
+    before = cpu_snapshot(bench.cpu_pids)
+    async with asyncio.TaskGroup() as group:
+        load_task = group.create_task(bench.load_me(system, cookies, seconds))
+        revocations_task = group.create_task(
+            revoke_during_load(system.base_url, revoked, seconds)
+        )
+    load = load_task.result()
+    cpu = phase_cpu(before, cpu_snapshot(bench.cpu_pids), load)
+    return MePhase(load, revocations_task.result(), cpu)
 
 
 def probe_spec(system: System, cookie: str, seconds: float) -> LoadSpec:
@@ -913,28 +1192,45 @@ def probe_spec(system: System, cookie: str, seconds: float) -> LoadSpec:
     )
 
 
+def login_flood_spec(
+    system: System, users: Sequence[User], concurrency: int, seconds: float
+) -> LoadSpec:
+    """Return a load of logins with correct passwords, the users taking turns."""
+    url = f"{system.base_url}/api/v1/login"
+    return LoadSpec(
+        requests=[
+            RequestSpec("POST", url, body={"email": user.email, "password": PASSWORD})
+            for user in users
+        ],
+        concurrency=concurrency,
+        seconds=seconds,
+        timeout=LOGIN_TIMEOUT,
+    )
+
+
 async def login_phase(
     bench: Bench, system: System, users: Sequence[User], probe_cookie: str
 ) -> LoginPhase:
     """Flood logins with correct passwords while one user keeps calling /me."""
     options = bench.options
+    await bench.settle()
     probe_idle = await drive(probe_spec(system, probe_cookie, options.probe_seconds))
-    url = f"{system.base_url}/api/v1/login"
-    flood_spec = LoadSpec(
-        requests=[
-            RequestSpec("POST", url, body={"email": user.email, "password": PASSWORD})
-            for user in users
-        ],
-        concurrency=options.concurrency,
-        seconds=options.duration,
-    )
-    flood_task = asyncio.create_task(drive_in_process(bench.pool, flood_spec))
-    await asyncio.sleep(FLOOD_MARGIN)
+    flood_spec = login_flood_spec(system, users, options.concurrency, options.duration)
     probe_seconds = max(1.0, options.duration - 2 * FLOOD_MARGIN)
-    probe_flood = await drive(probe_spec(system, probe_cookie, probe_seconds))
-    flood = await flood_task
+    before = cpu_snapshot(bench.cpu_pids)
+    async with asyncio.TaskGroup() as group:
+        flood_task = group.create_task(drive_in_process(bench.pool, flood_spec))
+        probe_task = group.create_task(
+            drive(
+                probe_spec(system, probe_cookie, probe_seconds),
+                delay=FLOOD_MARGIN,
+            )
+        )
+    flood, probe_flood = flood_task.result(), probe_task.result()
+    cpu = phase_cpu(before, cpu_snapshot(bench.cpu_pids), flood)
+    busy_after = await bench.settle()
     logins_ok = flood.requests - flood.non_2xx
-    return LoginPhase(flood, logins_ok, probe_idle, probe_flood)
+    return LoginPhase(flood, logins_ok, probe_idle, probe_flood, cpu, busy_after)
 
 
 def our_session_documents(count: int, now: datetime) -> Iterator[dict[str, Any]]:
@@ -1006,21 +1302,56 @@ def insert_sessions(system: System, count: int, time_limit: float) -> tuple[int,
 async def scaling_phases(
     bench: Bench, systems: Sequence[System], cookies: dict[str, list[str]]
 ) -> dict[str, ScalingPhase]:
-    """Measure /me before and after extra sessions; every system gets as many."""
+    """Measure /me before and after extra sessions, as many for every system.
+
+    mflix-auth goes first. Its processes are paused (SIGSTOP) while the
+    peer is measured, so that background work on its own extra sessions
+    does not slow the peer down.
+    """
     options = bench.options
-    seconds = options.scaling_duration
     results: dict[str, ScalingPhase] = {}
     target = options.extra_sessions
+    ours_pids = [
+        pid for system in systems if system.name == OURS for pid in system.pids.values()
+    ]
     for system in systems:
-        before = await bench.load_me(system, cookies[system.name], seconds)
-        inserted, took = await asyncio.to_thread(
-            insert_sessions, system, target, options.insert_seconds
-        )
+        pause = paused(ours_pids) if system.name != OURS else contextlib.nullcontext()
+        with pause:
+            results[system.name] = await scaling_phase(
+                bench, system, cookies[system.name], target
+            )
         # The next system gets the count the first could insert in time.
-        target = inserted
-        after = await bench.load_me(system, cookies[system.name], seconds)
-        results[system.name] = ScalingPhase(inserted, took, before, after)
+        target = results[system.name].inserted
     return results
+
+
+async def scaling_phase(
+    bench: Bench, system: System, cookies: Sequence[str], count: int
+) -> ScalingPhase:
+    seconds = bench.options.scaling_duration
+    cpu: dict[str, dict[str, float]] = {}
+    await bench.settle()
+    cpu["idle before"] = await bench.idle_cpu()
+    before, cpu["/me before"] = await bench.measured_load_me(system, cookies, seconds)
+    inserted, took = await asyncio.to_thread(
+        insert_sessions, system, count, bench.options.insert_seconds
+    )
+    await bench.settle()
+    cpu["idle after"] = await bench.idle_cpu()
+    after, cpu["/me after"] = await bench.measured_load_me(system, cookies, seconds)
+    return ScalingPhase(inserted, took, before, after, cpu)
+
+
+@contextlib.contextmanager
+def paused(pids: Sequence[int]) -> Iterator[None]:
+    """Suspend processes with SIGSTOP for the block, and resume them after it."""
+    for pid in pids:
+        os.kill(pid, signal.SIGSTOP)
+    try:
+        yield
+    finally:
+        for pid in pids:
+            os.kill(pid, signal.SIGCONT)
 
 
 # ---------------------------------------------------------------- profiling
@@ -1072,7 +1403,11 @@ async def record_profiles(
 
 
 def summarize_profile(path: Path, top: int = 12) -> list[str]:
-    """Return the functions with most samples on top of the stack, as lines."""
+    """Summarize collapsed stacks as text lines.
+
+    "self" lines rank the functions on top of the stack, and "incl" lines
+    rank the project's own functions by the samples they appear in.
+    """
     own: Counter[str] = Counter()
     inclusive: Counter[str] = Counter()
     total = 0
@@ -1092,9 +1427,13 @@ def summarize_profile(path: Path, top: int = 12) -> list[str]:
     lines += [
         f"  self {count / total:6.1%}  {frame}" for frame, count in own.most_common(top)
     ]
+    own_code = [
+        (frame, count)
+        for frame, count in inclusive.most_common()
+        if "(services/" in frame and "__main__" not in frame
+    ]
     lines += [
-        f"  incl {count / total:6.1%}  {frame}"
-        for frame, count in inclusive.most_common(top + 8)
+        f"  incl {count / total:6.1%}  {frame}" for frame, count in own_code[:top]
     ]
     return lines
 
@@ -1113,15 +1452,7 @@ async def profile_ours(
     await asyncio.sleep(1)
     files = await record_profiles(py_spy, ours.pids, seconds, out_dir, "me")
     await me_load
-    url = f"{ours.base_url}/api/v1/login"
-    flood_spec = LoadSpec(
-        requests=[
-            RequestSpec("POST", url, body={"email": user.email, "password": PASSWORD})
-            for user in users
-        ],
-        concurrency=bench.options.concurrency,
-        seconds=seconds + 2,
-    )
+    flood_spec = login_flood_spec(ours, users, bench.options.concurrency, seconds + 2)
     flood = asyncio.create_task(drive_in_process(bench.pool, flood_spec))
     await asyncio.sleep(1)
     files += await record_profiles(py_spy, ours.pids, seconds, out_dir, "login")
@@ -1148,7 +1479,9 @@ def ratio(ours: float | None, peer: float | None) -> str:
 
 
 def verdict(met: bool | None) -> str:
-    return "n/a" if met is None else ("met" if met else "missed")
+    if met is None:
+        return "n/a"
+    return "met" if met else "missed"
 
 
 def table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
@@ -1235,19 +1568,30 @@ def login_table(report: Report) -> str:
                 number(logins.logins_per_second, 2),
                 f"{logins.logins_per_second / report.bcrypt_limit:.0%}",
                 f"{logins.logins_ok} / {logins.flood.requests}",
+                status_summary(logins.flood),
                 number(logins.flood.p50_ms, 0),
                 number(logins.flood.p99_ms, 0),
+                number(logins.busy_after_seconds, 1),
             ]
         )
     header = [
         "system",
         "logins/s",
         "of bcrypt limit",
-        "ok / sent",
+        "ok / answered",
+        "statuses",
         "login p50 (ms)",
         "login p99 (ms)",
+        "servers busy after the flood (s)",
     ]
     return table(header, rows)
+
+
+def status_summary(load: LoadResult) -> str:
+    parts = [f"{count} x {status}" for status, count in load.statuses.items()]
+    if load.socket_errors:
+        parts.append(f"{load.socket_errors} x no response")
+    return ", ".join(parts) or "n/a"
 
 
 def probe_table(report: Report) -> str:
@@ -1277,6 +1621,34 @@ def probe_table(report: Report) -> str:
         "failed / sent in flood",
     ]
     return table(header, rows)
+
+
+def cpu_phases(report: Report) -> list[tuple[str, dict[str, float]]]:
+    """Return the CPU use of every measured phase, labelled, grouped by system."""
+    phases: list[tuple[str, dict[str, float]]] = []
+    for system in report.systems.values():
+        if system.me is not None:
+            phases.append((f"{system.name}, /me load", system.me.cpu))
+        if system.logins is not None:
+            phases.append((f"{system.name}, login flood", system.logins.cpu))
+        if system.scaling is not None:
+            for label, cpu in system.scaling.cpu.items():
+                phases.append((f"{system.name}, {label} extra sessions", cpu))
+    return phases
+
+
+def cpu_table(report: Report) -> str:
+    phases = cpu_phases(report)
+    roles = list(dict.fromkeys(role for _, cpu in phases for role in cpu))
+    rows = [
+        [
+            label,
+            *(number(cpu.get(role), 0) for role in roles),
+            number(sum(cpu.values()), 0),
+        ]
+        for label, cpu in phases
+    ]
+    return table(["phase", *roles, "total"], rows)
 
 
 def memory_table(report: Report) -> str:
@@ -1365,8 +1737,14 @@ def render(report: Report) -> str:
         "\n".join(f"- {key}: {value}" for key, value in machine.items()),
         f"- bcrypt cost {DEFAULT_BCRYPT_COST}: {report.bcrypt_seconds * 1000:.0f} ms "
         f"per hash, limit {report.bcrypt_limit:.2f} logins/s "
-        f"({machine['cores']} cores / hash time)",
+        f"({machine['cores']} cores / hash time); measured with "
+        f"{machine['cores']} threads hashing at once: "
+        f"{report.bcrypt_parallel_rate:.2f} hashes/s",
         f"- options: {json.dumps(report.options)}",
+        *(
+            f"- {name} settings: {json.dumps(system.settings)}"
+            for name, system in report.systems.items()
+        ),
         "\n## GET /api/v1/me under load\n",
         me_table(report),
         "\n## Logout under that load\n",
@@ -1375,6 +1753,9 @@ def render(report: Report) -> str:
         login_table(report),
         "\n## /me latency of one user, idle and during the login flood\n",
         probe_table(report),
+        "\n## CPU use (% of one core; all cores give "
+        f"{100 * (os.cpu_count() or 1)}%)\n",
+        cpu_table(report),
         "\n## Memory after the load phases\n",
         memory_table(report),
     ]
@@ -1398,28 +1779,38 @@ def render(report: Report) -> str:
 async def measure(
     bench: Bench, systems: list[System], shared_pids: dict[str, int], report: Report
 ) -> None:
+    """Run every phase on every system and fill ``report`` in."""
     options = bench.options
     users: dict[str, list[User]] = {}
     for system in systems:
         print(f"signing up {options.users} users on {system.name}")
         users[system.name] = await sign_up_users(system, options.users)
+
     for system in systems:
         print(f"/me load on {system.name} for {options.duration} s")
         report.systems[system.name].me = await me_phase(
             bench, system, users[system.name]
         )
+
     for system in systems:
         print(f"login flood on {system.name} for {options.duration} s")
         probe_cookie = users[system.name][-1].cookie
         report.systems[system.name].logins = await login_phase(
             bench, system, users[system.name], probe_cookie
         )
+
     for system in systems:
         result = report.systems[system.name]
         result.memory_kib = {role: rss_kib(pid) for role, pid in system.pids.items()}
     report.systems[OURS].memory_kib.update(
         {f"{role} (shared)": rss_kib(pid) for role, pid in shared_pids.items()}
     )
+
+    if options.profile_dir is not None:
+        # Before the extra sessions, so profiles show the common case.
+        ours = next(system for system in systems if system.name == OURS)
+        await profile_ours(bench, ours, users[OURS], options.profile_dir)
+
     if options.extra_sessions > 0:
         print(f"inserting up to {options.extra_sessions:,} sessions per system")
         live = {
@@ -1429,9 +1820,24 @@ async def measure(
         scaling = await scaling_phases(bench, systems, live)
         for name, phase in scaling.items():
             report.systems[name].scaling = phase
-    if options.profile_dir is not None:
-        ours = next(system for system in systems if system.name == OURS)
-        await profile_ours(bench, ours, users[OURS], options.profile_dir)
+    report.notes.extend(contention_notes(report))
+
+
+def contention_notes(report: Report) -> list[str]:
+    """Return a note on the phases in which other programs used much CPU."""
+    busy = [
+        f"{label} ({cpu[OTHER_PROCESSES]:.0f}%)"
+        for label, cpu in cpu_phases(report)
+        if cpu.get(OTHER_PROCESSES, 0.0) >= OTHER_CPU_NOTE_PERCENT
+    ]
+    if not busy:
+        return []
+    return [
+        "Other programs on this machine used at least "
+        f"{OTHER_CPU_NOTE_PERCENT:.0f}% of one core during: "
+        + ", ".join(busy)
+        + ". Those phases had less CPU than the others."
+    ]
 
 
 def start_pool(resources: contextlib.ExitStack) -> ProcessPoolExecutor:
@@ -1464,37 +1870,75 @@ def default_notes(bench: Bench) -> list[str]:
     ]
 
 
+def start_servers(
+    resources: contextlib.ExitStack, options: Options, work: Path
+) -> tuple[list[System], dict[str, int]]:
+    """Start FerretDB, Redis, our services and the peer (when it can be installed).
+
+    Returns the systems under test and the pids of the shared databases.
+    """
+    peer_dir = install_peer(options.peer_dir, work) if options.peer_dir else None
+    print(f"starting FerretDB, Redis and the services in {work}")
+    ferretdb_pid, mongodb_url = start_ferretdb(resources, work / "ferretdb")
+    redis_pid, redis_url = start_redis(resources, work / "redis")
+    urls = (mongodb_url, redis_url)
+    systems = [start_ours(resources, work, urls, options.settings)]
+    if peer_dir is not None:
+        systems.append(start_peer(resources, peer_dir, mongodb_url))
+    return systems, {"ferretdb": ferretdb_pid, "redis": redis_pid}
+
+
+def new_report(
+    machine: dict[str, str],
+    hash_seconds: float,
+    parallel_rate: float,
+    options: Options,
+    systems: Sequence[System],
+    bench: Bench,
+) -> Report:
+    local_paths = {"peer_dir", "work_dir", "json_path", "profile_dir"}
+    return Report(
+        machine=machine,
+        options={
+            key: value
+            for key, value in asdict(options).items()
+            if key not in local_paths
+        },
+        bcrypt_seconds=hash_seconds,
+        bcrypt_limit=(os.cpu_count() or 1) / hash_seconds,
+        bcrypt_parallel_rate=parallel_rate,
+        systems={
+            system.name: SystemResults(system.name, system.settings)
+            for system in systems
+        },
+        notes=default_notes(bench),
+    )
+
+
 def run(options: Options) -> Report:
     with contextlib.ExitStack() as resources:
         machine = describe_machine()
         print(f"timing bcrypt at cost {DEFAULT_BCRYPT_COST}")
         hash_seconds = time_bcrypt(DEFAULT_BCRYPT_COST)
+        cores = os.cpu_count() or 1
+        parallel_rate = time_parallel_bcrypt(DEFAULT_BCRYPT_COST, cores, 4 * cores)
+
         work = work_directory(resources, options)
         if options.profile_dir is not None:
             options.profile_dir.mkdir(parents=True, exist_ok=True)
-        peer_dir = install_peer(options.peer_dir, work) if options.peer_dir else None
-        print(f"starting FerretDB, Redis and the services in {work}")
-        ferretdb_pid, mongodb_url = start_ferretdb(resources, work / "ferretdb")
-        redis_pid, redis_url = start_redis(resources, work / "redis")
-        systems = [start_ours(resources, work, mongodb_url, redis_url)]
-        if peer_dir is not None:
-            systems.append(start_peer(resources, peer_dir, mongodb_url))
+        systems, shared_pids = start_servers(resources, options, work)
         pool = start_pool(resources)
-        bench = Bench(options, work, pool)
-        report = Report(
-            machine=machine,
-            options={
-                key: str(value) if isinstance(value, Path) else value
-                for key, value in asdict(options).items()
-                if key not in {"peer_dir", "work_dir", "json_path", "profile_dir"}
-            },
-            bcrypt_seconds=hash_seconds,
-            bcrypt_limit=(os.cpu_count() or 1) / hash_seconds,
-            systems={system.name: SystemResults(system.name) for system in systems},
-            notes=default_notes(bench),
+        server_pids = {
+            **{role: pid for system in systems for role, pid in system.pids.items()},
+            **shared_pids,
+        }
+        bench = Bench(options, work, pool, server_pids)
+
+        report = new_report(
+            machine, hash_seconds, parallel_rate, options, systems, bench
         )
-        shared_pids = {"ferretdb": ferretdb_pid, "redis": redis_pid}
         asyncio.run(measure(bench, systems, shared_pids, report))
+        report.machine["load average at end (1, 5, 15 min)"] = load_average()
         print("stopping every process")
     return report
 
