@@ -107,3 +107,17 @@ class ServiceUnavailable(ApiError):
         super().__init__(message, **kwargs)
         # RFC 9110 section 10.2.3: tell clients when to try again.
         self.headers.setdefault("Retry-After", "5")
+
+
+# Errors of the public contract that the identity service raises and the
+# gateway passes on unchanged, so clients see one code and message.
+
+
+class InvalidCredentials(Unauthorized):
+    code = "invalid_credentials"
+    message = "Invalid email or password."
+
+
+class EmailTaken(Conflict):
+    code = "email_taken"
+    message = "An account with this email already exists."

@@ -13,7 +13,14 @@ from pymongo.errors import ConnectionFailure
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from .errors import ApiError, PayloadTooLarge, ServiceUnavailable, Unauthorized
+from .errors import (
+    ApiError,
+    MethodNotAllowed,
+    NotFound,
+    PayloadTooLarge,
+    ServiceUnavailable,
+    Unauthorized,
+)
 from .logs import REQUEST_ID_HEADER, accept_request_id, request_id_var
 
 logger = logging.getLogger("mflix.http")
@@ -86,27 +93,69 @@ def error_response(error: ApiError) -> web.Response:
     return response
 
 
-@web.middleware
-async def json_error_middleware(
-    request: web.Request, handler: Handler
-) -> web.StreamResponse:
-    """Render ApiError and unexpected exceptions as the JSON error body."""
-    try:
-        return await handler(request)
-    except ApiError as error:
-        if error.status >= 500:
-            logger.warning("request failed: %s", error.detail or error.code)
-        return error_response(error)
-    except web.HTTPRequestEntityTooLarge:
-        return error_response(PayloadTooLarge())
-    except web.HTTPException:
-        raise
-    except DEPENDENCY_ERRORS as error:
-        logger.warning("dependency unavailable: %r", error)
-        return error_response(ServiceUnavailable())
-    except Exception:
-        logger.exception("unhandled error")
-        return error_response(ApiError())
+ErrorRenderer = Callable[[web.Request, ApiError], web.StreamResponse]
+
+
+def _render_json(request: web.Request, error: ApiError) -> web.StreamResponse:
+    return error_response(error)
+
+
+def error_middleware(render: ErrorRenderer = _render_json):  # type: ignore[no-untyped-def]
+    """Turn errors into responses made by ``render``, JSON by default.
+
+    Handles ApiError, aiohttp's 404, 405 and 413, unreachable dependencies
+    (503) and unexpected exceptions (500, logged with their traceback).
+    """
+
+    @web.middleware
+    async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+        try:
+            return await handler(request)
+        except web.HTTPException as error:
+            translated = _translate(error)
+            if translated is None:
+                raise
+            return render(request, translated)
+        except ApiError as error:
+            if error.status >= 500:
+                logger.warning("request failed: %s", error.detail or error.code)
+            return render(request, error)
+        except DEPENDENCY_ERRORS as error:
+            logger.warning("dependency unavailable: %r", error)
+            return render(request, ServiceUnavailable())
+        except Exception:
+            logger.exception("unhandled error")
+            return render(request, ApiError())
+
+    return middleware
+
+
+def _translate(error: web.HTTPException) -> ApiError | None:
+    """Return the ApiError for an aiohttp error we answer ourselves, else None."""
+    if error.status == 413:
+        return PayloadTooLarge()
+    if error.status == 404:
+        return NotFound()
+    if error.status == 405:
+        return MethodNotAllowed(headers={"Allow": error.headers.get("Allow", "")})
+    return None
+
+
+json_error_middleware = error_middleware()
+
+
+def service_app(token: str, *, client_max_size: int) -> web.Application:
+    """Create an internal service's app: request context, JSON errors, credential."""
+    app = web.Application(
+        middlewares=[
+            request_context_middleware,
+            json_error_middleware,
+            service_auth_middleware(token),
+        ],
+        client_max_size=client_max_size,
+    )
+    add_operations_routes(app)
+    return app
 
 
 def service_auth_middleware(token: str) -> Callable[..., Awaitable[web.StreamResponse]]:

@@ -16,20 +16,15 @@ from services.common.bus import StreamFollower, create_redis, redis_check
 from services.common.client import InternalClient
 from services.common.errors import (
     ApiError,
-    MethodNotAllowed,
-    NotFound,
-    PayloadTooLarge,
-    ServiceUnavailable,
 )
 from services.common.events import Producer, stream_name
 from services.common.tasks import background
 from services.common.web import (
-    DEPENDENCY_ERRORS,
     METRICS_TOKEN,
     OPERATIONS_PATHS,
     READINESS_CHECKS,
-    Handler,
     add_operations_routes,
+    error_middleware,
     error_response,
     request_context_middleware,
 )
@@ -87,35 +82,7 @@ def _error_page(request: web.Request, error: ApiError) -> web.Response:
     return response
 
 
-@web.middleware
-async def error_middleware(
-    request: web.Request, handler: Handler
-) -> web.StreamResponse:
-    """Render errors as JSON under /api/ and as HTML pages elsewhere."""
-    try:
-        return await handler(request)
-    except web.HTTPException as error:
-        if error.status == 413:
-            return _render_error(request, PayloadTooLarge())
-        if error.status == 404:
-            return _render_error(request, NotFound())
-        if error.status == 405:
-            allowed = {"Allow": error.headers.get("Allow", "")}
-            return _render_error(request, MethodNotAllowed(headers=allowed))
-        raise
-    except ApiError as error:
-        if error.status >= 500:
-            logger.warning("request failed: %s", error.detail or error.code)
-        return _render_error(request, error)
-    except DEPENDENCY_ERRORS as error:
-        logger.warning("dependency unavailable: %r", error)
-        return _render_error(request, ServiceUnavailable())
-    except Exception:
-        logger.exception("unhandled error")
-        return _render_error(request, ApiError())
-
-
-def _render_error(request: web.Request, error: ApiError) -> web.Response:
+def _render_error(request: web.Request, error: ApiError) -> web.StreamResponse:
     if _is_api(request):
         return error_response(error)
     return _error_page(request, error)
@@ -129,6 +96,7 @@ def create_app(settings: GatewaySettings) -> web.Application:
     storage = SessionServiceStorage(
         cache, cookie_name=f"{prefix}mflix_sid", secure=settings.https
     )
+    errors = error_middleware(_render_error)
     app = web.Application(
         middlewares=[
             request_context_middleware,
@@ -137,9 +105,9 @@ def create_app(settings: GatewaySettings) -> web.Application:
             # storage itself; the inner one turns handler errors into
             # responses, so aiohttp-session still saves the session (and
             # clears a dead cookie) on a 401 or 422.
-            error_middleware,
+            errors,
             session_middleware(storage),
-            error_middleware,
+            errors,
             pending_cookies_middleware,
         ],
         client_max_size=MAX_BODY_BYTES,

@@ -2,22 +2,25 @@
 
 from __future__ import annotations
 
-from services.common.errors import Conflict, Forbidden, Unauthorized
+from services.common.errors import (
+    EmailTaken,
+    Forbidden,
+    InvalidCredentials,
+    Unauthorized,
+)
 
-
-class InvalidCredentials(Unauthorized):
-    code = "invalid_credentials"
-    message = "Invalid email or password."
+__all__ = [
+    "CrossSiteRequest",
+    "EmailTaken",
+    "InvalidCredentials",
+    "InvalidCsrfToken",
+    "NotLoggedIn",
+]
 
 
 class NotLoggedIn(Unauthorized):
     code = "not_logged_in"
     message = "You are not logged in."
-
-
-class EmailTaken(Conflict):
-    code = "email_taken"
-    message = "An account with this email already exists."
 
 
 class CrossSiteRequest(Forbidden):

@@ -21,10 +21,7 @@ from services.common.startup import StartupGate
 from services.common.tasks import background
 from services.common.web import (
     READINESS_CHECKS,
-    add_operations_routes,
-    json_error_middleware,
-    request_context_middleware,
-    service_auth_middleware,
+    service_app,
 )
 
 from .activity import Activity, session_event_handler
@@ -38,15 +35,9 @@ RELAY = web.AppKey("relay", OutboxRelay)
 
 
 def create_app(settings: IdentitySettings) -> web.Application:
-    app = web.Application(
-        middlewares=[
-            request_context_middleware,
-            json_error_middleware,
-            service_auth_middleware(settings.service_token.get_secret_value()),
-        ],
-        client_max_size=64 * 1024,
+    app = service_app(
+        settings.service_token.get_secret_value(), client_max_size=64 * 1024
     )
-    add_operations_routes(app)
     add_routes(app)
     app.cleanup_ctx.append(_dependencies(settings))
     return app

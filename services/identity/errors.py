@@ -2,17 +2,9 @@
 
 from __future__ import annotations
 
-from services.common.errors import ApiError, Conflict, NotFound, Unauthorized
+from services.common.errors import ApiError, EmailTaken, InvalidCredentials, NotFound
 
-
-class EmailTaken(Conflict):
-    code = "email_taken"
-    message = "An account with this email already exists."
-
-
-class InvalidCredentials(Unauthorized):
-    code = "invalid_credentials"
-    message = "Invalid email or password."
+__all__ = ["EmailTaken", "IdentityError", "InvalidCredentials", "UserNotFound"]
 
 
 class UserNotFound(NotFound):

@@ -21,10 +21,7 @@ from services.common.startup import StartupGate
 from services.common.tasks import background
 from services.common.web import (
     READINESS_CHECKS,
-    add_operations_routes,
-    json_error_middleware,
-    request_context_middleware,
-    service_auth_middleware,
+    service_app,
 )
 
 from .consumers import identity_event_handler
@@ -36,15 +33,10 @@ from .sweeper import Sweeper
 
 
 def create_app(settings: SessionSettings) -> web.Application:
-    app = web.Application(
-        middlewares=[
-            request_context_middleware,
-            json_error_middleware,
-            service_auth_middleware(settings.service_token.get_secret_value()),
-        ],
+    app = service_app(
+        settings.service_token.get_secret_value(),
         client_max_size=max(64 * 1024, settings.max_data_bytes * 8),
     )
-    add_operations_routes(app)
     add_routes(app)
     app.cleanup_ctx.append(_dependencies(settings))
     return app
