@@ -12,6 +12,7 @@ from redis.exceptions import RedisError
 
 from services.common.bus import create_redis
 from services.common.deadletters import list_dead_letters, replay_dead_letters
+from services.common.emails import email_key
 from services.common.events import (
     ConsumerGroup,
     Producer,
@@ -23,7 +24,6 @@ from services.common.mongo import create_client, database
 from services.common.outbox import OutboxRelay
 from services.common.runner import load_settings
 from services.identity.activity import Activity
-from services.identity.emails import email_key
 from services.identity.importer import ImportFileError, import_users
 from services.identity.passwords import PasswordHasher
 from services.identity.settings import IdentitySettings

@@ -13,6 +13,8 @@ import re
 import secrets
 import sys
 
+from aiohttp.http_exceptions import HttpProcessingError
+from aiohttp.web_protocol import RequestPayloadError
 from pythonjsonlogger.json import JsonFormatter
 
 REQUEST_ID_HEADER = "X-Request-ID"
@@ -48,6 +50,26 @@ class _ContextFilter(logging.Filter):
         return True
 
 
+class _ClientBodyErrorFilter(logging.Filter):
+    """Log a malformed request body as one warning line, not an ERROR traceback.
+
+    After a handler has answered 400, aiohttp drains the unread body and
+    logs its decoding error as an unhandled exception. That is the client's
+    fault, and anyone could fill the log with such tracebacks.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        error = record.exc_info[1] if record.exc_info else None
+        if isinstance(error, (RequestPayloadError, HttpProcessingError)):
+            record.levelno, record.levelname = logging.WARNING, "WARNING"
+            record.msg, record.args = (
+                "malformed request body: %s",
+                (type(error).__name__,),
+            )
+            record.exc_info, record.exc_text = None, None
+        return True
+
+
 def configure_logging(service: str, level: str = "INFO") -> None:
     """Send every record of this process to stderr as one JSON line."""
     handler = logging.StreamHandler(sys.stderr)
@@ -64,3 +86,4 @@ def configure_logging(service: str, level: str = "INFO") -> None:
     root.setLevel(level.upper())
     # aiohttp's access log repeats what the request middleware logs.
     logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
+    logging.getLogger("aiohttp.server").addFilter(_ClientBodyErrorFilter())

@@ -74,7 +74,9 @@ async def read_json(request: web.Request, model: type[Model]) -> Model:
         raise BadRequest("The request body could not be read.") from error
     try:
         payload = json.loads(raw)
-    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as error:
+    # ValueError covers JSONDecodeError, undecodable bytes and integers
+    # longer than Python's int_max_str_digits.
+    except (ValueError, RecursionError) as error:
         raise BadRequest() from error
     return parse_model(model, payload)
 

@@ -15,6 +15,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from .errors import (
     ApiError,
+    Forbidden,
     MethodNotAllowed,
     NotFound,
     PayloadTooLarge,
@@ -136,6 +137,8 @@ def _translate(error: web.HTTPException) -> ApiError | None:
         return PayloadTooLarge()
     if error.status == 404:
         return NotFound()
+    if error.status == 403:
+        return Forbidden()
     if error.status == 405:
         return MethodNotAllowed(headers={"Allow": error.headers.get("Allow", "")})
     return None

@@ -71,9 +71,11 @@ async def log_in(
 ) -> dict[str, Any]:
     throttle = request.app[THROTTLE]
     account = throttle.account_key(email)
-    device = request.cookies.get(request.app[DEVICE_COOKIE])
-    trusted = throttle.device_matches(device, account)
-    await throttle.begin_attempt(account, _address(request), trusted_device=trusted)
+    device = throttle.device_key(
+        request.cookies.get(request.app[DEVICE_COOKIE]), account
+    )
+    key = device or account
+    await throttle.begin_attempt(key, _address(request))
 
     try:
         reply = await request.app[IDENTITY].verify(
@@ -81,14 +83,14 @@ async def log_in(
         )
     except ServiceUnavailable:
         # No password was checked: an overload must not lock the account.
-        await throttle.give_back(account, _address(request), trusted_device=trusted)
+        await throttle.give_back(key, _address(request))
         raise
     if reply.status != 200:
         _raise_for_reply_error(reply.status, reply.body)
     user = reply.body["user"]
-    await throttle.record_success(account, _address(request))
-    if not trusted:
-        # A year: the cookie only relaxes the per-account lock for this browser.
+    await throttle.record_success(key, _address(request))
+    if device is None:
+        # A year: the cookie only gives this browser a lock of its own.
         set_cookie_later(
             request,
             request.app[DEVICE_COOKIE],
@@ -115,13 +117,13 @@ async def change_password(
     """
     throttle = request.app[THROTTLE]
     account = f"password-change:{user['id']}"
-    await throttle.begin_attempt(account, _address(request), trusted_device=False)
+    await throttle.begin_attempt(account, _address(request))
     try:
         reply = await request.app[IDENTITY].change_password(
             user["id"], current=current, new=new, keep_session_id=record["id"]
         )
     except ServiceUnavailable:
-        await throttle.give_back(account, _address(request), trusted_device=False)
+        await throttle.give_back(account, _address(request))
         raise
     if reply.status != 200:
         _raise_for_reply_error(reply.status, reply.body)

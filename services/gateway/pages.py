@@ -281,9 +281,11 @@ async def password_submit(request: web.Request) -> web.Response:
     except ValidationFailed as error:
         return await account_page(request, fields=error.fields, status=422)
     except TooManyRequests as error:
-        return await account_page(
+        response = await account_page(
             request, fields={"current_password": error.message}, status=429
         )
+        response.headers.update(error.headers)
+        return response
     raise see_other("/account?done=password")
 
 

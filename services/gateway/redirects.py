@@ -29,6 +29,10 @@ def safe_next(candidate: object) -> str:
         or any(ord(c) < 0x20 for c in decoded)
     ):
         return DEFAULT_NEXT
+    # Dot segments could turn "/.//host" into "//host" in some client.
+    path = decoded.split("?", 1)[0].split("#", 1)[0]
+    if any(segment in {".", ".."} for segment in path.split("/")):
+        return DEFAULT_NEXT
     parts = urlsplit(candidate)
     if parts.scheme or parts.netloc:
         return DEFAULT_NEXT

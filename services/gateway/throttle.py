@@ -4,11 +4,11 @@ Login attempts are counted per account and per client address in Redis,
 within a window, before the password is checked; a successful login
 resets the account's count. Past a threshold each further attempt locks
 the key for a growing delay (doubling, capped), during which logins for it
-get 429 without a password check. The account lock is skipped
-for a browser that holds a device cookie from an earlier successful login
-to that account (OWASP: "Slow Down Online Guessing Attacks with Device
-Cookies"), so an attacker cannot lock the real user out; the address
-limit still applies to everybody.
+get 429 without a password check. A browser that holds a device
+cookie from an earlier successful login to that account is counted and
+locked on its own instead (OWASP: "Slow Down Online Guessing Attacks with
+Device Cookies"), so an attacker cannot lock the real user out of a known
+device; the address limit still applies to everybody.
 
 If Redis is unreachable, throttling is skipped and logged: bcrypt's cost
 still bounds guessing, and logins keep working.
@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
+from services.common.emails import InvalidEmail, email_key
 from services.common.errors import TooManyRequests
 
 logger = logging.getLogger("mflix.gateway.throttle")
@@ -58,8 +59,16 @@ class Throttle:
         self._limits = limits
 
     def account_key(self, email: str) -> str:
-        """Return a keyed hash of the typed address: no address is stored in Redis."""
-        normalized = unicodedata.normalize("NFKC", email.strip()).casefold()
+        """Return a keyed hash of the address: no address is stored in Redis.
+
+        The address is normalised as the identity service does it, so every
+        spelling of one account (case, Unicode forms, IDNA dots) shares the
+        count. An invalid address, which no account has, is only folded.
+        """
+        try:
+            normalized = email_key(email.strip())
+        except InvalidEmail:
+            normalized = unicodedata.normalize("NFKC", email.strip()).casefold()
         digest = hmac.new(
             self._secret, normalized.encode("utf-8", "replace"), hashlib.sha256
         )
@@ -70,30 +79,36 @@ class Throttle:
         nonce = secrets.token_urlsafe(16)
         return f"{nonce}.{self._sign(account, nonce)}"
 
-    def device_matches(self, cookie: str | None, account: str) -> bool:
+    def device_key(self, cookie: str | None, account: str) -> str | None:
+        """Return the throttle key of a browser's valid device cookie, else None.
+
+        A known device is counted and locked on its own, apart from the
+        account's shared count, so guesses from elsewhere never lock it out
+        and a stolen device cookie still gets only a few guesses.
+        """
         if not cookie or not _DEVICE_COOKIE.fullmatch(cookie):
-            return False
+            return None
         nonce, signature = cookie.split(".")
-        return hmac.compare_digest(
-            signature.encode(), self._sign(account, nonce).encode()
-        )
+        expected = self._sign(account, nonce)
+        if not hmac.compare_digest(signature.encode(), expected.encode()):
+            return None
+        return f"{account}:device:{nonce}"
 
     def _sign(self, account: str, nonce: str) -> str:
         message = f"device:{account}:{nonce}".encode()
         return hmac.new(self._secret, message, hashlib.sha256).hexdigest()[:32]
 
-    async def begin_attempt(
-        self, account: str, address: str, *, trusted_device: bool
-    ) -> None:
+    async def begin_attempt(self, account: str, address: str) -> None:
         """Count one attempt before the password is checked; raise 429 when locked.
 
         Counting before checking stops concurrent guesses from passing the
         limit together: past the threshold, only the one attempt that takes
         the lock goes ahead until the lock expires.
         """
-        scopes = [("address", address, self._limits.address_failures)]
-        if not trusted_device:
-            scopes.append(("account", account, self._limits.account_failures))
+        scopes = [
+            ("address", address, self._limits.address_failures),
+            ("account", account, self._limits.account_failures),
+        ]
         try:
             waits = [await self._attempt(*scope) for scope in scopes]
         except RedisError as error:
@@ -116,13 +131,12 @@ class Throttle:
                 "login throttle unavailable, success not recorded: %r", error
             )
 
-    async def give_back(
-        self, account: str, address: str, *, trusted_device: bool
-    ) -> None:
+    async def give_back(self, account: str, address: str) -> None:
         """Return an attempt whose password was never checked, as on a 503."""
-        keys = [self._count_key("address", address)]
-        if not trusted_device:
-            keys.append(self._count_key("account", account))
+        keys = [
+            self._count_key("address", address),
+            self._count_key("account", account),
+        ]
         try:
             for key in keys:
                 await self._redis.decr(key)

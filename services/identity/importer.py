@@ -19,8 +19,8 @@ from bson import ObjectId, json_util
 from bson.errors import InvalidId
 
 from services.common.clock import utc_now
+from services.common.emails import InvalidEmail, email_key
 
-from .emails import InvalidEmail, email_key
 from .passwords import is_bcrypt_hash
 from .store import CredentialDocument, UserDocument, UserStore
 from .users import new_credential

@@ -10,11 +10,11 @@ from bson import ObjectId
 from pymongo.errors import PyMongoError
 
 from services.common.clock import utc_now
+from services.common.emails import InvalidEmail, email_key
 from services.common.errors import ValidationFailed
 from services.common.events import EventType, new_event
 
 from .activity import Activity, ActivityKind
-from .emails import InvalidEmail, email_key
 from .errors import EmailTaken, IdentityError, InvalidCredentials, UserNotFound
 from .passwords import (
     PasswordHasher,

@@ -80,6 +80,8 @@ async def test_bad_gzip_json_body_answers_400(stack: Stack) -> None:
 
     assert status == 400
     assert b'"bad_request"' in response
+    assert "malformed request body: RequestPayloadError" in stack.logs()
+    assert "Unhandled exception" not in stack.logs()
 
 
 async def test_valid_gzip_json_body_is_read(stack: Stack) -> None:
@@ -216,3 +218,24 @@ async def test_password_change_to_same_password_answers_422(
     assert body["error"]["fields"] == {
         "new_password": "Must differ from the current password."
     }
+
+
+async def test_huge_integer_in_json_answers_400(stack: Stack) -> None:
+    body = b'{"email": "a@example.com", "password": ' + b"9" * 5000 + b"}"
+
+    status, response = await raw_request(
+        stack, post_bytes("/api/v1/login", b"application/json", body)
+    )
+
+    assert status == 400
+    assert b'"bad_request"' in response
+
+
+async def test_static_folder_listing_is_an_html_page(stack: Stack) -> None:
+    async with aiohttp.ClientSession() as client:
+        async with client.get(f"{stack.url()}/static/") as response:
+            html = await response.text()
+
+    assert response.status == 403
+    assert response.content_type == "text/html"
+    assert "Request blocked" in html

@@ -36,3 +36,10 @@ def test_safe_next_rejects_offsite_target(candidate: object) -> None:
 )
 def test_safe_next_keeps_same_site_path(candidate: str) -> None:
     assert safe_next(candidate) == candidate
+
+
+@pytest.mark.parametrize(
+    "candidate", ["/.//evil.example", "/a/../..//evil", "/%2e%2e/x"]
+)
+def test_safe_next_rejects_dot_segments(candidate: str) -> None:
+    assert safe_next(candidate) == "/"

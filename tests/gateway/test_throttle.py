@@ -145,3 +145,37 @@ async def test_password_change_guesses_are_throttled(
             statuses.append(response.status)
 
     assert statuses == [422, 422, 422, 429]
+
+
+async def test_other_spellings_of_email_share_the_account_limit(
+    strict_stack: Stack, http: aiohttp.ClientSession
+) -> None:
+    await api_signup(http, strict_stack, "victim@mail.example.com")
+    spellings = [
+        "victim@mail。example.com",
+        "VICTIM@MAIL.EXAMPLE.COM",
+        "ｖｉｃｔｉｍ@mail.example.com",
+        " victim@mail.example.com ",
+    ]
+
+    statuses = []
+    async with aiohttp.ClientSession() as attacker:
+        for spelling in spellings:
+            response = await api_login(attacker, strict_stack, spelling, "wrong guess")
+            statuses.append(response.status)
+
+    assert statuses == [401, 401, 401, 429]
+
+
+async def test_stolen_device_cookie_gets_its_own_small_limit(
+    strict_stack: Stack, http: aiohttp.ClientSession, email: str
+) -> None:
+    await api_signup(http, strict_stack, email)
+    await api_login(http, strict_stack, email)
+
+    statuses = []
+    for _ in range(4):
+        response = await api_login(http, strict_stack, email, "wrong guess")
+        statuses.append(response.status)
+
+    assert statuses == [401, 401, 401, 429]

@@ -1,4 +1,8 @@
-"""Email syntax checks and the case-insensitive key that makes addresses unique."""
+"""Email syntax checks and the case-insensitive key that identifies an address.
+
+Shared because the identity service keys users by it and the gateway keys
+its login throttle by it: both must see one account behind every spelling.
+"""
 
 from __future__ import annotations
 

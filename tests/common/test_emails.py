@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from services.identity.emails import InvalidEmail, email_key
+from services.common.emails import InvalidEmail, email_key
 
 
 def test_key_ignores_case() -> None:
