@@ -38,6 +38,9 @@ MIN_HASH_COST = 4
 MAX_HASH_COST = 16
 # Seconds of queued hashing work accepted before new hashes get 503.
 QUEUE_SECONDS = 4.0
+# A hash that waited longer than this is skipped: the gateway, which
+# gives internal calls five seconds, has stopped waiting for its answer.
+MAX_WAIT_SECONDS = 4.5
 
 
 class WeakPassword(ValueError):
@@ -132,9 +135,17 @@ class PasswordHasher:
         loop = asyncio.get_running_loop()
         # The context carries the request id into the log lines of the thread.
         context = contextvars.copy_context()
+        deadline = time.monotonic() + MAX_WAIT_SECONDS
         self._queued += 1
         try:
-            return await loop.run_in_executor(self._executor, context.run, work)
+            return await loop.run_in_executor(
+                self._executor, context.run, _unless_late, work, deadline
+            )
+        except _TooLate as error:
+            raise ServiceUnavailable(
+                "Too many logins at once. Try again in a moment.",
+                headers={"Retry-After": "1"},
+            ) from error
         finally:
             self._queued -= 1
 
@@ -166,3 +177,15 @@ class PasswordHasher:
     def needs_rehash(self, password_hash: str) -> bool:
         cost = hash_cost(password_hash)
         return cost is not None and cost < self.cost
+
+
+class _TooLate(Exception):
+    pass
+
+
+def _unless_late(work: Callable[[], T], deadline: float) -> T:
+    """Run ``work`` in a worker thread, unless it waited past ``deadline``."""
+    if time.monotonic() > deadline:
+        logger.warning("password hash skipped: its caller has stopped waiting")
+        raise _TooLate()
+    return work()

@@ -12,6 +12,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from prometheus_client import Counter
+from pymongo.errors import PyMongoError
 
 from services.common.clock import utc_now
 from services.common.events import EventType, new_event
@@ -195,7 +196,17 @@ class Sessions:
         if since_touch >= self._timeouts.touch_interval:
             changes = self._extension(document, now)
             WRITES.labels("touch").inc()
-            if await self._store.touch(document["_id"], now, changes):
+            try:
+                touched = await self._store.touch(document["_id"], now, changes)
+            except PyMongoError as error:
+                # The lookup is answered anyway; a later read extends it.
+                logger.warning(
+                    "extending a session failed: %r",
+                    error,
+                    extra={"session": short_ref(document["session_id"])},
+                )
+                touched = False
+            if touched:
                 document.update(changes)
         return document
 

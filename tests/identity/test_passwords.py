@@ -115,3 +115,19 @@ async def test_hashing_refuses_work_beyond_queue_limit() -> None:
     assert len(refused) == 4
     assert all(r is False for r in results if not isinstance(r, ServiceUnavailable))
     assert refused[0].headers["Retry-After"] == "1"
+
+
+async def test_hash_that_waited_too_long_is_skipped(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr("services.identity.passwords.MAX_WAIT_SECONDS", 0.05)
+    busy = PasswordHasher(cost=12, workers=1, max_queued=10)
+
+    results = await asyncio.gather(
+        *[busy.verify("popcorn at midnight", None) for _ in range(3)],
+        return_exceptions=True,
+    )
+    busy.close()
+
+    assert results[0] is False
+    assert all(isinstance(result, ServiceUnavailable) for result in results[1:])
