@@ -53,7 +53,7 @@ class _ContextFilter(logging.Filter):
 class _ClientBodyErrorFilter(logging.Filter):
     """Log a malformed request body as one warning line, not an ERROR traceback.
 
-    After a handler has answered 400, aiohttp drains the unread body and
+    After a handler has responded with 400, aiohttp drains the unread body and
     logs its decoding error as an unhandled exception. That is the client's
     fault, and anyone could fill the log with such tracebacks.
     """

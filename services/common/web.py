@@ -132,7 +132,7 @@ def error_middleware(render: ErrorRenderer = _render_json):  # type: ignore[no-u
 
 
 def _translate(error: web.HTTPException) -> ApiError | None:
-    """Return the ApiError for an aiohttp error we answer ourselves, else None."""
+    """Return the ApiError for an aiohttp error rendered here, else None."""
     if error.status == 413:
         return PayloadTooLarge()
     if error.status == 404:

@@ -1,4 +1,4 @@
-"""Errors the gateway answers with, beyond the common ones."""
+"""Errors of the gateway, beyond the common ones."""
 
 from __future__ import annotations
 

@@ -38,8 +38,8 @@ MIN_HASH_COST = 4
 MAX_HASH_COST = 16
 # Seconds of queued hashing work accepted before new hashes get 503.
 QUEUE_SECONDS = 4.0
-# A hash that waited longer than this is skipped: the gateway, which
-# gives internal calls five seconds, has stopped waiting for its answer.
+# A hash that waited longer than this is skipped, because the gateway,
+# which gives internal calls five seconds, no longer waits for its result.
 MAX_WAIT_SECONDS = 4.5
 
 
@@ -97,13 +97,13 @@ class PasswordHasher:
             max_workers=threads, thread_name_prefix="bcrypt"
         )
         # Verified when the email is unknown, so that case costs one hash too.
-        # Timing it also tells how long one hash takes on this machine.
+        # Timing it also measures one hash on this machine.
         started = time.perf_counter()
         self._dummy_hash = bcrypt.hashpw(b"mflix-dummy-password", bcrypt.gensalt(cost))
         seconds_per_hash = max(time.perf_counter() - started, 0.001)
         # Beyond this many waiting hashes a new one is refused at once with
         # 503, so a login flood cannot build a queue that outlives callers'
-        # timeouts. By default the queue holds about QUEUE_SECONDS of work,
+        # timeouts. By default the queue has room for about QUEUE_SECONDS of work,
         # below the gateway's five-second limit on internal calls.
         self._max_queued = max_queued or max(
             threads * 4, math.ceil(threads * QUEUE_SECONDS / seconds_per_hash)

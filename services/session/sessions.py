@@ -55,7 +55,7 @@ class ClientInfo:
 
 
 def public_session(document: SessionDocument) -> dict[str, Any]:
-    """The session as the gateway sees it: never the token or its hash."""
+    """Return the session as the gateway gets it, never the token or its hash."""
     return {
         "id": document["session_id"],
         "user_id": document["user_id"],
@@ -84,7 +84,7 @@ def decode_data(stored: object) -> dict[str, Any]:
 
 
 def short_ref(session_id: str) -> str:
-    """A prefix of the public session id, enough to follow one session in logs."""
+    """Return a prefix of the public session id, enough to follow it in logs."""
     return session_id[:8]
 
 
@@ -199,7 +199,7 @@ class Sessions:
             try:
                 touched = await self._store.touch(document["_id"], now, changes)
             except PyMongoError as error:
-                # The lookup is answered anyway; a later read extends it.
+                # The lookup still returns the session, and a later read extends it.
                 logger.warning(
                     "extending a session failed: %r",
                     error,
