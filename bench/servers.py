@@ -25,9 +25,10 @@ from bench.systems import (
     System,
 )
 from tests.support.processes import (
-    FERRETDB,
     Stack,
+    ferretdb_command,
     free_port,
+    redis_command,
     stop,
     wait_for_port,
     with_database,
@@ -53,22 +54,9 @@ def launch(
 
 def start_ferretdb(resources: contextlib.ExitStack, directory: Path) -> tuple[int, str]:
     """Start FerretDB over SQLite and return its pid and MongoDB URL."""
-    if not FERRETDB.exists():
-        raise RuntimeError(
-            f"{FERRETDB} is missing: run deploy/local/install-ferretdb.sh"
-        )
     directory.mkdir(parents=True, exist_ok=True)
     port = free_port()
-    command = [
-        str(FERRETDB),
-        "--handler=sqlite",
-        f"--sqlite-url=file:{directory}/",
-        f"--state-dir={directory}",
-        f"--listen-addr=127.0.0.1:{port}",
-        "--telemetry=disable",
-        "--debug-addr=-",
-        "--log-level=warn",
-    ]
+    command = ferretdb_command(directory, port)
     process = launch(resources, command, directory / "ferretdb.log")
     wait_for_port(port)
     return process.pid, f"mongodb://127.0.0.1:{port}/{OUR_DATABASE}"
@@ -76,27 +64,9 @@ def start_ferretdb(resources: contextlib.ExitStack, directory: Path) -> tuple[in
 
 def start_redis(resources: contextlib.ExitStack, directory: Path) -> tuple[int, str]:
     """Start Redis with the append-only file on, as in production."""
-    binary = shutil.which("redis-server")
-    if binary is None:
-        raise RuntimeError("redis-server is missing: apt-get install redis-server")
     directory.mkdir(parents=True, exist_ok=True)
     port = free_port()
-    command = [
-        binary,
-        "--bind",
-        "127.0.0.1",
-        "--port",
-        str(port),
-        "--dir",
-        str(directory),
-        "--appendonly",
-        "yes",
-        "--save",
-        "",
-        "--loglevel",
-        "warning",
-    ]
-    process = launch(resources, command, directory / "redis.log")
+    process = launch(resources, redis_command(directory, port), directory / "redis.log")
     wait_for_port(port)
     return process.pid, f"redis://127.0.0.1:{port}/0"
 

@@ -17,6 +17,7 @@ import logging
 import time
 from collections import deque
 from collections.abc import Callable
+from datetime import timedelta
 from typing import Any
 
 from pymongo.asynchronous.collection import AsyncCollection
@@ -30,6 +31,8 @@ from .events import Envelope
 
 logger = logging.getLogger("mflix.outbox")
 
+# Seconds after which a periodic scan treats a pending event as left over.
+LEFTOVER_AGE = 10.0
 # Documents a relay remembers for retries while Redis is down.
 MAX_QUEUED_DOCUMENTS = 10_000
 
@@ -106,7 +109,10 @@ class OutboxRelay:
             try:
                 await self._relay_queued()
                 if time.monotonic() >= next_scan:
-                    await self.relay_pending()
+                    # After the first scan, leave recent events to the
+                    # process that inserted them, so both rarely publish one.
+                    min_age = LEFTOVER_AGE if next_scan else 0.0
+                    await self.relay_pending(min_age=min_age)
                     next_scan = time.monotonic() + self._scan_interval
             except asyncio.CancelledError:
                 raise
@@ -130,12 +136,16 @@ class OutboxRelay:
                 self.published += await self._relay_document(collection, document)
             self._queued.popleft()
 
-    async def relay_pending(self) -> int:
-        """Publish and remove every pending event found by a scan; return the count."""
+    async def relay_pending(self, *, min_age: float = 0.0) -> int:
+        """Publish and remove pending events at least ``min_age`` seconds old.
+
+        Returns how many events went out.
+        """
         count = 0
+        older_than = utc_now() - timedelta(seconds=min_age)
         for collection in self._collections.values():
             cursor = collection.find(
-                {OUTBOX_SINCE_FIELD: {"$exists": True}},
+                {OUTBOX_SINCE_FIELD: {"$lte": older_than}},
                 {OUTBOX_FIELD: 1},
                 limit=self._batch_size,
             )

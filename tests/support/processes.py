@@ -59,63 +59,80 @@ def with_database(url: str, name: str) -> str:
     return urlunsplit((parts.scheme, parts.netloc, f"/{name}", parts.query, ""))
 
 
-def start_ferretdb(
-    directory: Path, port: int | None = None
-) -> tuple[subprocess.Popen[bytes], str]:
+def ferretdb_command(directory: Path, port: int) -> list[str]:
+    """Return FerretDB's command line: SQLite data in ``directory``, no telemetry."""
     if not FERRETDB.exists():
         raise RuntimeError(
             f"{FERRETDB} is missing: run deploy/local/install-ferretdb.sh"
         )
+    return [
+        str(FERRETDB),
+        "--handler=sqlite",
+        f"--sqlite-url=file:{directory}/",
+        f"--state-dir={directory}",
+        f"--listen-addr=127.0.0.1:{port}",
+        "--telemetry=disable",
+        "--debug-addr=-",
+        "--log-level=warn",
+    ]
+
+
+def redis_command(directory: Path, port: int) -> list[str]:
+    """Return redis-server's command line, with the append-only file on."""
+    binary = shutil.which("redis-server")
+    if binary is None:
+        raise RuntimeError("redis-server is missing: apt-get install redis-server")
+    return [
+        binary,
+        "--bind",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--dir",
+        str(directory),
+        "--appendonly",
+        "yes",
+        "--save",
+        "",
+        "--loglevel",
+        "warning",
+    ]
+
+
+def start_ferretdb(
+    directory: Path, port: int | None = None
+) -> tuple[subprocess.Popen[bytes], str]:
     directory.mkdir(parents=True, exist_ok=True)
     port = port or free_port()
-    log = open(directory / "ferretdb.log", "ab")  # noqa: SIM115
-    process = subprocess.Popen(
-        [
-            str(FERRETDB),
-            "--handler=sqlite",
-            f"--sqlite-url=file:{directory}/",
-            f"--state-dir={directory}",
-            f"--listen-addr=127.0.0.1:{port}",
-            "--telemetry=disable",
-            "--debug-addr=-",
-            "--log-level=warn",
-        ],
-        stdout=log,
-        stderr=subprocess.STDOUT,
+    process = launch_server(
+        ferretdb_command(directory, port), directory / "ferretdb.log", port
     )
-    wait_for_port(port)
     return process, f"mongodb://127.0.0.1:{port}/mflix"
 
 
 def start_redis(
     directory: Path, port: int | None = None
 ) -> tuple[subprocess.Popen[bytes], str]:
-    binary = shutil.which("redis-server")
-    if binary is None:
-        raise RuntimeError("redis-server is missing: apt-get install redis-server")
     directory.mkdir(parents=True, exist_ok=True)
     port = port or free_port()
-    process = subprocess.Popen(
-        [
-            binary,
-            "--bind",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--dir",
-            str(directory),
-            "--appendonly",
-            "yes",
-            "--save",
-            "",
-            "--loglevel",
-            "warning",
-        ],
-        stdout=open(directory / "redis.log", "wb"),  # noqa: SIM115
-        stderr=subprocess.STDOUT,
+    process = launch_server(
+        redis_command(directory, port), directory / "redis.log", port
     )
-    wait_for_port(port)
     return process, f"redis://127.0.0.1:{port}/0"
+
+
+def launch_server(
+    command: list[str], log_path: Path, port: int
+) -> subprocess.Popen[bytes]:
+    """Start a server and wait for its port; stop it again if it never listens."""
+    with open(log_path, "ab") as log:
+        process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
+    try:
+        wait_for_port(port)
+    except TimeoutError:
+        stop(process)
+        raise
+    return process
 
 
 def stop(process: subprocess.Popen[bytes], sig: int = signal.SIGTERM) -> None:
