@@ -12,6 +12,7 @@ from tests.support.flows import (
     PASSWORD,
     api_login,
     api_signup,
+    current_session_id,
     form_csrf_token,
     me_status,
 )
@@ -56,8 +57,7 @@ async def test_revoking_another_device_logs_it_out(
     laptop, phone = new_client(), new_client()
     await api_signup(laptop, stack, email)
     await api_login(phone, stack, email)
-    async with phone.get(f"{stack.url()}/api/v1/me") as me:
-        phone_session = (await me.json())["session"]["id"]
+    phone_session = await current_session_id(phone, stack)
 
     async with laptop.delete(
         f"{stack.url()}/api/v1/sessions/{phone_session}"
@@ -75,8 +75,7 @@ async def test_user_cannot_revoke_other_users_session(
     victim, attacker = new_client(), new_client()
     await api_signup(victim, stack, email)
     await api_signup(attacker, stack, "attacker-" + email)
-    async with victim.get(f"{stack.url()}/api/v1/me") as me:
-        victim_session = (await me.json())["session"]["id"]
+    victim_session = await current_session_id(victim, stack)
 
     async with attacker.delete(
         f"{stack.url()}/api/v1/sessions/{victim_session}"
@@ -168,8 +167,7 @@ async def test_revoked_device_is_refused_at_once_by_same_gateway(
     laptop, phone = new_client(), new_client()
     await api_signup(laptop, stack, email)
     await api_login(phone, stack, email)
-    async with phone.get(f"{stack.url()}/api/v1/me") as me:
-        phone_session = (await me.json())["session"]["id"]
+    phone_session = await current_session_id(phone, stack)
 
     async with laptop.delete(
         f"{stack.url()}/api/v1/sessions/{phone_session}"

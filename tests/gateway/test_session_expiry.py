@@ -4,17 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import math
-import time
 from collections.abc import Callable
 
 import aiohttp
 import pytest
 
 from tests.support.flows import COOKIE, api_signup, me_status
-from tests.support.internal import metric
+from tests.support.internal import count_touches
 from tests.support.processes import Stack
-
-TOUCHES = 'mflix_session_writes_total{operation="touch"}'
 
 
 @pytest.fixture
@@ -60,19 +57,15 @@ async def test_steady_reads_write_once_per_touch_interval(
     short_stack: Stack, http: aiohttp.ClientSession, email: str
 ) -> None:
     await api_signup(http, short_stack, email)
-    before = await metric(http, short_stack, "session", TOUCHES)
 
-    reads, started = 0, time.monotonic()
-    while time.monotonic() - started < 2.5:
-        assert await me_status(http, short_stack) == 200
-        reads += 1
-        await asyncio.sleep(0.05)
-    elapsed = time.monotonic() - started
-    after = await metric(http, short_stack, "session", TOUCHES)
+    counted = await count_touches(
+        http, short_stack, lambda: me_status(http, short_stack), seconds=2.5
+    )
 
     # The touch interval is 1 s: at most one write per started second.
-    assert reads >= 10
-    assert 1 <= after - before <= math.ceil(elapsed) + 1
+    assert len(counted.statuses) >= 10
+    assert set(counted.statuses) == {200}
+    assert 1 <= counted.touches <= math.ceil(counted.seconds) + 1
 
 
 async def test_session_records_forwarded_client_address(

@@ -4,16 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import math
-import time
 from collections.abc import Callable
 
 import aiohttp
 import pytest
 
-from tests.support.internal import call, create_session, metric, resolve
+from tests.support.internal import call, count_touches, create_session, resolve
 from tests.support.processes import Stack
-
-TOUCHES = 'mflix_session_writes_total{operation="touch"}'
 
 
 @pytest.fixture
@@ -193,19 +190,16 @@ async def test_reads_write_at_most_once_per_touch_interval(
     http: aiohttp.ClientSession, short_stack: Stack
 ) -> None:
     token, _session = await create_session(http, short_stack)
-    before = await metric(http, short_stack, "session", TOUCHES)
 
-    reads, started = 0, time.monotonic()
-    while time.monotonic() - started < 1.8:
-        await resolve(http, short_stack, token)
-        reads += 1
-        await asyncio.sleep(0.05)
-    elapsed = time.monotonic() - started
-    after = await metric(http, short_stack, "session", TOUCHES)
+    async def read() -> int:
+        return (await resolve(http, short_stack, token))[0]
+
+    counted = await count_touches(http, short_stack, read, seconds=1.8)
 
     # The touch interval is 1 s: at most one write per started second.
-    assert reads >= 10
-    assert 1 <= after - before <= math.ceil(elapsed) + 1
+    assert len(counted.statuses) >= 10
+    assert set(counted.statuses) == {200}
+    assert 1 <= counted.touches <= math.ceil(counted.seconds) + 1
 
 
 async def test_user_cannot_revoke_another_users_session(

@@ -68,3 +68,10 @@ async def form_csrf_token(http: aiohttp.ClientSession, url: str) -> str:
     match = _CSRF_INPUT.search(html)
     assert match is not None, f"no csrf_token in {url}"
     return match.group(1)
+
+
+async def current_session_id(http: aiohttp.ClientSession, stack: Stack) -> str:
+    """Return the public id of the client's session, from GET /api/v1/me."""
+    async with http.get(f"{stack.url()}/api/v1/me") as response:
+        body = await response.json()
+    return str(body["session"]["id"])

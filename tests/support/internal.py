@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any
 
 import aiohttp
@@ -69,3 +73,34 @@ async def metric(
         if line.startswith(sample + " "):
             return float(line.rsplit(" ", 1)[1])
     return 0.0
+
+
+TOUCHES = 'mflix_session_writes_total{operation="touch"}'
+
+
+@dataclass(frozen=True)
+class TouchCount:
+    """Session store touches counted while reading a session steadily."""
+
+    statuses: list[int]
+    touches: float
+    seconds: float
+
+
+async def count_touches(
+    http: aiohttp.ClientSession,
+    stack: Stack,
+    read: Callable[[], Awaitable[int]],
+    *,
+    seconds: float,
+) -> TouchCount:
+    """Call ``read`` every 50 ms for ``seconds`` and count the touches it caused."""
+    before = await metric(http, stack, "session", TOUCHES)
+    statuses: list[int] = []
+    started = time.monotonic()
+    while time.monotonic() - started < seconds:
+        statuses.append(await read())
+        await asyncio.sleep(0.05)
+    elapsed = time.monotonic() - started
+    after = await metric(http, stack, "session", TOUCHES)
+    return TouchCount(statuses, after - before, elapsed)
