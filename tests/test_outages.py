@@ -1,4 +1,4 @@
-"""MongoDB or Redis down: clear 503 answers, no crash, automatic recovery."""
+"""MongoDB or Redis down: clear 503 responses, no crash, automatic recovery."""
 
 from __future__ import annotations
 

@@ -53,7 +53,7 @@ async def replay_dead_letters(
 ) -> int:
     """Append dead letters to their original streams again and remove them.
 
-    Every consumer group of that stream sees the replayed entry, so its
+    Every consumer group of that stream receives the replayed entry, so its
     handlers must be idempotent, as all handlers are. ``ids`` of None
     replays every dead letter of the group.
     """

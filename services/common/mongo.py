@@ -14,7 +14,7 @@ from pymongo.errors import OperationFailure, PyMongoError
 logger = logging.getLogger("mflix.mongo")
 
 DEFAULT_DATABASE = "mflix"
-# NotImplemented, as FerretDB 1.x answers index options it lacks.
+# NotImplemented, the error FerretDB 1.x returns for index options it lacks.
 NOT_IMPLEMENTED = 238
 
 Document = dict[str, object]
@@ -38,7 +38,7 @@ def database(client: AsyncMongoClient[Document]) -> AsyncDatabase[Document]:
 async def create_ttl_index(collection: AsyncCollection[Document], field: str) -> bool:
     """Create a TTL index on ``field``; return False when the server has none.
 
-    FerretDB 1.24 answers ``expireAfterSeconds`` with NotImplemented, and
+    FerretDB 1.24 rejects ``expireAfterSeconds`` with NotImplemented, and
     then the caller must remove expired documents itself.
     """
     try:

@@ -102,9 +102,9 @@ def create_app(settings: GatewaySettings) -> web.Application:
             request_context_middleware,
             security_headers_middleware(https=settings.https),
             # The outer error middleware renders failures of the session
-            # storage itself; the inner one turns handler errors into
-            # responses, so aiohttp-session still saves the session (and
-            # clears a dead cookie) on a 401 or 422.
+            # storage itself. The inner one turns handler errors into
+            # responses, so aiohttp-session still saves the session, and
+            # clears a dead cookie, on a 401 or 422.
             errors,
             session_middleware(storage),
             errors,

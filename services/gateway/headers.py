@@ -39,5 +39,5 @@ def _apply(headers, request: web.Request, https: bool) -> None:  # type: ignore[
     if https:
         headers.setdefault("Strict-Transport-Security", HSTS)
     if not request.path.startswith("/static/"):
-        # Pages and API answers may show personal data: never cache them.
+        # Pages and API responses may show personal data, so none is cached.
         headers.setdefault("Cache-Control", "no-store")

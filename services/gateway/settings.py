@@ -44,7 +44,7 @@ class GatewaySettings(CommonSettings):
     # Failures per account, and per client address, before locks begin.
     login_account_failures: int = Field(5, ge=1)
     login_address_failures: int = Field(20, ge=1)
-    # Longest lock, in seconds; locks double from 1 s up to it.
+    # Maximum lock, in seconds. Locks double from 1 s up to it.
     login_max_lock: float = Field(300.0, ge=1)
     # Signups allowed per client address per hour.
     signups_per_address: int = Field(10, ge=1)

@@ -8,7 +8,7 @@ from services.common.errors import NotFound, ValidationFailed
 
 
 class InvalidReason(enum.StrEnum):
-    """Why a token does not resolve to a live session."""
+    """Reason a token does not resolve to a live session."""
 
     UNKNOWN = "unknown"
     IDLE_EXPIRED = "idle_expired"

@@ -6,8 +6,8 @@ import hashlib
 import re
 import secrets
 
-# 32 random bytes are 256 bits, as OWASP's session management cheat sheet
-# asks for at least 64 bits of entropy, with ample margin.
+# 32 random bytes are 256 bits, while OWASP's session management cheat sheet
+# requires at least 64 bits of entropy: ample margin.
 TOKEN_BYTES = 32
 # token_urlsafe(32) is 43 characters of the URL-safe base64 alphabet.
 TOKEN_PATTERN = re.compile(r"^[A-Za-z0-9_-]{43}$")

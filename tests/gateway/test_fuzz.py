@@ -1,4 +1,4 @@
-"""Property-based fuzzing of the JSON API: no input makes it answer 5xx."""
+"""Property-based fuzzing of the JSON API: no input gets a 5xx response."""
 
 from __future__ import annotations
 

@@ -13,7 +13,7 @@ _CSRF_INPUT = re.compile(r'name="csrf_token" value="([0-9a-f]{64})"')
 
 
 class Stack(Protocol):
-    """Anything that knows the URL of a running gateway."""
+    """Anything that provides the URL of a running gateway."""
 
     def url(self, service: str = "gateway") -> str: ...
 
