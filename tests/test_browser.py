@@ -374,3 +374,14 @@ async def test_password_change_with_redis_down_logs_out_after_recovery(
     assert still_in is not None
     assert elapsed is not None
     assert path_of(first) == "/"
+
+
+async def test_account_page_has_no_horizontal_scroll(page: Page, email: str) -> None:
+    await sign_up_through_form(page, "Rita Reel", email)
+
+    await page.goto("/account")
+    overflow = await page.evaluate(
+        "() => document.documentElement.scrollWidth - window.innerWidth"
+    )
+
+    assert overflow <= 0
